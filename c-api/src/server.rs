@@ -1,0 +1,201 @@
+//! The standalone gRPC health server: `dh_server_start`, `dh_server_local_port`,
+//! `dh_server_stop`, `dh_server_free`.
+//!
+//! For hosts that have no gRPC server of their own: it serves `grpc.health.v1.Health`
+//! (Check, Watch, List) over the registry on its own thread with its own runtime.
+
+use std::ffi::{c_char, CStr};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dubbo_health_core::DefaultRegistry;
+
+use crate::error::{dh_result, Failure, DH_INVALID_ADDRESS, DH_INVALID_STATE};
+use crate::ffi::{check_out, write_out, ArcCastable, BoxCastable, Castable};
+use crate::registry::dh_registry;
+
+/// A running (or stopped) standalone health server.
+///
+/// Opaque; made by `dh_server_start`, freed with `dh_server_free`. Functions on it are
+/// thread-safe.
+#[derive(Debug)]
+pub struct dh_server {
+    _private: [u8; 0],
+}
+
+/// What a `dh_server` handle points to.
+#[derive(Debug)]
+pub(crate) struct ServerHandle {
+    addr: SocketAddr,
+    running: Mutex<Option<backend::Running>>,
+}
+
+impl Castable for dh_server {
+    type RustType = ServerHandle;
+}
+
+impl BoxCastable for dh_server {}
+
+#[cfg(feature = "server")]
+mod backend {
+    use super::*;
+
+    pub(super) type Running = dubbo_health_tonic::Standalone;
+
+    pub(super) fn start(
+        addr: SocketAddr,
+        registry: Arc<DefaultRegistry>,
+    ) -> Result<(Running, SocketAddr), Failure> {
+        let server = dubbo_health_tonic::Standalone::start(addr, registry).map_err(|e| {
+            Failure::new(crate::error::DH_IO, format!("cannot serve on {addr}: {e}"))
+        })?;
+        let local = server.local_addr();
+        Ok((server, local))
+    }
+
+    pub(super) fn stop(server: Running, grace: Duration) {
+        server.stop(grace);
+    }
+}
+
+#[cfg(not(feature = "server"))]
+mod backend {
+    use super::*;
+
+    #[derive(Debug)]
+    pub(super) enum Running {}
+
+    pub(super) fn start(
+        _: SocketAddr,
+        _: Arc<DefaultRegistry>,
+    ) -> Result<(Running, SocketAddr), Failure> {
+        Err(Failure::new(
+            crate::error::DH_UNSUPPORTED,
+            "this build of libdubbo_health has no server (feature `server`)",
+        ))
+    }
+
+    pub(super) fn stop(server: Running, _: Duration) {
+        match server {}
+    }
+}
+
+/// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread.
+///
+/// `addr` is a NUL-terminated `"IP:PORT"` string, e.g. `"127.0.0.1:50051"` or
+/// `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
+/// `DH_OK` the port is bound and accepting. The server keeps the registry alive.
+///
+/// On success the caller owns `*srv_out`: stop it with `dh_server_stop` and free it with
+/// `dh_server_free`.
+///
+/// # Errors
+/// * `DH_INVALID_ADDRESS`: `addr` is not an `IP:PORT` string.
+/// * `DH_IO`: the address cannot be bound (in use, no permission); see
+///   `dh_last_error_message`.
+/// * `DH_UNSUPPORTED`: the library was built without its server.
+/// * `DH_NULL_PARAMETER`: an argument is NULL.
+///
+/// # Safety
+/// `reg` is a live handle; `addr` is a NUL-terminated string; `srv_out` is valid for a
+/// write.
+///
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_start(
+    reg: *const dh_registry,
+    addr: *const c_char,
+    srv_out: *mut *mut dh_server,
+) -> dh_result {
+    ffi_fn! {
+        check_out(srv_out, "srv_out")?;
+        // Safety: forwarded from the caller.
+        let host = unsafe { dh_registry::try_ref(reg, "reg") }?;
+        if addr.is_null() {
+            return Err(crate::ffi::null("addr"));
+        }
+        // Safety: non-NULL, and the caller promises a NUL-terminated string.
+        let text = unsafe { CStr::from_ptr(addr) };
+        let parsed: SocketAddr = text
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Failure::new(DH_INVALID_ADDRESS, format!("{text:?} is not an IP:PORT address")))?;
+        let (running, local) = backend::start(parsed, Arc::clone(&host.registry))?;
+        let handle = ServerHandle { addr: local, running: Mutex::new(Some(running)) };
+        // Safety: checked non-NULL; valid for writes by the caller's promise.
+        unsafe { write_out(srv_out, "srv_out", dh_server::into_handle(handle)) }
+    }
+}
+
+/// Writes the port the server listens on to `*port_out` (useful after binding port 0).
+/// Still answers after `dh_server_stop`.
+///
+/// # Errors
+/// `DH_NULL_PARAMETER` if an argument is NULL.
+///
+/// # Safety
+/// `srv` is a live handle; `port_out` is valid for a write.
+///
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_local_port(
+    srv: *const dh_server,
+    port_out: *mut u16,
+) -> dh_result {
+    ffi_fn! {
+        check_out(port_out, "port_out")?;
+        // Safety (both): forwarded from the caller.
+        let server = unsafe { dh_server::try_ref(srv, "srv") }?;
+        unsafe { write_out(port_out, "port_out", server.addr.port()) }
+    }
+}
+
+/// Stops the server gracefully and waits for it: the registry is shut down first
+/// (`dh_shutdown`: every name reports NOT_SERVING, so watchers see it), then every watch on
+/// the registry ends (C watches too: they report `DH_CLOSED`), then the port closes after
+/// in-flight calls finish or `grace_ms` milliseconds pass, whichever is first.
+///
+/// # Errors
+/// * `DH_INVALID_STATE`: the server was already stopped.
+/// * `DH_NULL_PARAMETER`: `srv` is NULL.
+///
+/// # Safety
+/// `srv` is a live handle.
+///
+/// Thread-safe; blocks for up to about `grace_ms` milliseconds.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_stop(srv: *const dh_server, grace_ms: u32) -> dh_result {
+    ffi_fn! {
+        // Safety: forwarded from the caller.
+        let server = unsafe { dh_server::try_ref(srv, "srv") }?;
+        let running = server
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .ok_or_else(|| Failure::new(DH_INVALID_STATE, "the server is already stopped"))?;
+        backend::stop(running, Duration::from_millis(u64::from(grace_ms)));
+        Ok(())
+    }
+}
+
+/// Frees a server handle, first stopping the server (with no grace period) if
+/// `dh_server_stop` was not called. NULL is a no-op.
+///
+/// # Safety
+/// `srv` is NULL or a live handle that no other thread is using; do not call this twice
+/// on the same handle.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_free(srv: *mut dh_server) {
+    ffi_panic_boundary! {
+        // Safety: forwarded from the caller.
+        if let Some(server) = unsafe { dh_server::take(srv) } {
+            let running = server.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            if let Some(running) = running {
+                backend::stop(running, Duration::ZERO);
+            }
+        }
+    }
+}
