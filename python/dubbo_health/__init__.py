@@ -1,0 +1,61 @@
+"""gRPC health checking (``grpc.health.v1.Health``) for Python services.
+
+One :class:`Registry` holds the status of every service of the process; it answers
+``Check``, ``Watch`` and ``List`` through the standalone server :func:`serve` or through a
+grpcio server it is mounted on (:func:`dubbo_health.grpcio.add_to_server`).
+
+>>> from dubbo_health import Registry, ServingStatus
+>>> registry = Registry()
+>>> registry.get("")
+<ServingStatus.SERVING: 1>
+>>> registry.set("org.apache.dubbogo.samples.api.Greeter", ServingStatus.NOT_SERVING)
+<SetOutcome.CHANGED: 'changed'>
+>>> "org.apache.dubbogo.samples.api.Greeter" in registry
+True
+>>> watch = registry.watch("org.apache.dubbogo.samples.api.Greeter")
+>>> next(watch)
+<ServingStatus.NOT_SERVING: 2>
+>>> watch.close()
+"""
+
+from __future__ import annotations
+
+from ._types import (
+    HealthError,
+    InvalidStatusError,
+    NameTooLongError,
+    RegistryFull,
+    RpcError,
+    ServiceNotFoundError,
+    ServingStatus,
+    SetOutcome,
+)
+from ._native import (
+    DEFAULT_CAPACITY,
+    LIST_LIMIT,
+    MAX_NAME,
+    AsyncWatch,
+    Registry,
+    Watch,
+    __version__,
+)
+
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "LIST_LIMIT",
+    "MAX_NAME",
+    "AsyncWatch",
+    "HealthError",
+    "InvalidStatusError",
+    "NameTooLongError",
+    "Registry",
+    "RegistryFull",
+    "RpcError",
+    "Server",
+    "ServiceNotFoundError",
+    "ServingStatus",
+    "SetOutcome",
+    "Watch",
+    "__version__",
+    "serve",
+]

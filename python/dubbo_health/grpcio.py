@@ -1,0 +1,160 @@
+"""Mount ``grpc.health.v1.Health`` (Check, Watch, List) on a grpcio server.
+
+>>> import grpc
+>>> from concurrent import futures
+>>> import dubbo_health
+>>> from dubbo_health.grpcio import add_to_server
+>>> registry = dubbo_health.Registry()
+>>> server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+>>> add_to_server(registry, server)
+>>> port = server.add_insecure_port("127.0.0.1:0")
+
+The handlers work on raw bytes with the core's protobuf codec, so neither this package
+nor your code needs generated ``_pb2`` modules. Works with ``grpc.server(...)`` and
+``grpc.aio.server()``.
+
+Watch on a synchronous ``grpc.server``
+--------------------------------------
+grpcio runs each RPC of a synchronous server on a thread of its executor, and a Watch
+stream keeps its thread until the client goes away (the thread waits with the GIL
+released, so it costs memory, not CPU). With ``ThreadPoolExecutor(max_workers=10)``, ten
+open Watch streams leave no thread for any other RPC. Either:
+
+- serve from ``grpc.aio.server()``: an asyncio Watch costs no thread at all; or
+- size the pool for the watchers you expect plus your own traffic, and pass
+  ``maximum_concurrent_rpcs`` to ``grpc.server`` so extra RPCs are refused
+  (RESOURCE_EXHAUSTED) instead of queued; or
+- keep health off the application server: :func:`dubbo_health.serve` runs the health
+  service on its own port from a Rust thread, watchers included.
+
+Before stopping the server, call ``registry.shutdown()`` (watchers see NOT_SERVING) and
+``registry.end_watches()`` so open Watch streams end instead of holding up ``stop(grace)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import NoReturn, Union
+
+import grpc
+import grpc.aio
+
+from . import _native
+from ._native import Registry
+from ._types import RpcError
+
+__all__ = ["SERVICE_NAME", "add_to_server"]
+
+SERVICE_NAME = "grpc.health.v1.Health"
+"""The full gRPC service name the handlers are mounted under."""
+
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _status_code(number: int) -> grpc.StatusCode:
+    return _STATUS_CODES.get(number, grpc.StatusCode.UNKNOWN)
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def _sync_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler]:
+    def abort(context: grpc.ServicerContext, err: RpcError) -> NoReturn:
+        context.abort(_status_code(err.code), err.message)
+        raise AssertionError("context.abort returned")  # pragma: no cover
+
+    def check(request: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            return _native.handle_check(registry, request)
+        except RpcError as err:
+            abort(context, err)
+
+    def list_(request: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            return _native.handle_list(registry, request)
+        except RpcError as err:
+            abort(context, err)
+
+    def watch(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        try:
+            name = _native.decode_check_request(request)
+        except RpcError as err:
+            abort(context, err)
+        with registry.watch(name) as statuses:
+            # Ends the iteration (and frees this thread) when the client goes away.
+            if not context.add_callback(statuses.close):
+                return
+            for status in statuses:
+                yield _native.encode_check_response(status)
+
+    return {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            check, request_deserializer=_identity, response_serializer=_identity
+        ),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            watch, request_deserializer=_identity, response_serializer=_identity
+        ),
+        "List": grpc.unary_unary_rpc_method_handler(
+            list_, request_deserializer=_identity, response_serializer=_identity
+        ),
+    }
+
+
+def _aio_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler]:
+    async def abort(context: grpc.aio.ServicerContext[bytes, bytes], err: RpcError) -> NoReturn:
+        await context.abort(_status_code(err.code), err.message)
+        raise AssertionError("context.abort returned")  # pragma: no cover
+
+    async def check(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        try:
+            return _native.handle_check(registry, request)
+        except RpcError as err:
+            await abort(context, err)
+
+    async def list_(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        try:
+            return _native.handle_list(registry, request)
+        except RpcError as err:
+            await abort(context, err)
+
+    async def watch(
+        request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> AsyncIterator[bytes]:
+        try:
+            name = _native.decode_check_request(request)
+        except RpcError as err:
+            await abort(context, err)
+        statuses = registry.watch_async(name)
+        try:
+            # Cancelled when the client goes away; the watch is freed with it.
+            async for status in statuses:
+                yield _native.encode_check_response(status)
+        finally:
+            statuses.close()
+
+    return {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            check, request_deserializer=_identity, response_serializer=_identity
+        ),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            watch, request_deserializer=_identity, response_serializer=_identity
+        ),
+        "List": grpc.unary_unary_rpc_method_handler(
+            list_, request_deserializer=_identity, response_serializer=_identity
+        ),
+    }
+
+
+def add_to_server(registry: Registry, server: Union[grpc.Server, grpc.aio.Server]) -> None:
+    """Mounts ``grpc.health.v1.Health`` for ``registry`` on ``server``.
+
+    Call it before ``server.start()``. ``server`` is a ``grpc.server(...)`` or a
+    ``grpc.aio.server()``; the aio flavour gets coroutine handlers.
+    """
+    if isinstance(server, grpc.aio.Server):
+        handlers = _aio_handlers(registry)
+    else:
+        handlers = _sync_handlers(registry)
+    generic = grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+    server.add_generic_rpc_handlers((generic,))

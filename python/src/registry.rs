@@ -1,0 +1,176 @@
+//! `Registry`: a shared handle to one core [`DefaultRegistry`].
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dubbo_health_core::{DefaultRegistry, Error, ServingStatus};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::aio::AsyncWatch;
+use crate::pyobjects;
+use crate::watch::Watch;
+
+/// How many entries `repr()` shows before it writes `...`.
+const REPR_ENTRIES: usize = 8;
+
+/// A health registry: service name -> serving status, shared by every thread of the process.
+#[pyclass(module = "dubbo_health._native", frozen, weakref)]
+#[derive(Debug)]
+pub(crate) struct Registry {
+    pub(crate) inner: Arc<DefaultRegistry>,
+}
+
+/// Reads a status argument: a `ServingStatus` member or its wire number.
+fn status_arg(py: Python<'_>, status: i64) -> PyResult<ServingStatus> {
+    let parsed = i32::try_from(status)
+        .ok()
+        .and_then(ServingStatus::from_i32);
+    match parsed {
+        Some(ServingStatus::ServiceUnknown) => Err(pyobjects::error(py, Error::InvalidStatus)),
+        Some(s) => Ok(s),
+        None => Err(pyobjects::exception(
+            py,
+            "InvalidStatusError",
+            (format!("{status} is not a serving status (0 UNKNOWN, 1 SERVING, 2 NOT_SERVING)"),),
+        )),
+    }
+}
+
+/// Reads an optional timeout in seconds.
+pub(crate) fn timeout_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t.min(1e9)))),
+        Some(t) => Err(PyValueError::new_err(format!(
+            "timeout must be a finite number of seconds >= 0, not {t}"
+        ))),
+    }
+}
+
+#[pymethods]
+impl Registry {
+    #[new]
+    fn new() -> Self {
+        Self {
+            inner: Arc::new(DefaultRegistry::new()),
+        }
+    }
+
+    /// Sets the status of `name`, registering it if needed.
+    fn set<'py>(&self, py: Python<'py>, name: &str, status: i64) -> PyResult<Bound<'py, PyAny>> {
+        let status = status_arg(py, status)?;
+        match self.inner.set(name, status) {
+            Ok(outcome) => pyobjects::outcome(py, outcome),
+            Err(err) => Err(pyobjects::error(py, err)),
+        }
+    }
+
+    /// The status of `name`, or `None` when it is not registered.
+    fn get<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.inner.check(name) {
+            Ok(status) => pyobjects::status(py, status).map(Some),
+            Err(Error::NotFound) => Ok(None),
+            Err(err) => Err(pyobjects::error(py, err)),
+        }
+    }
+
+    /// The status of `name`; `ServiceNotFoundError` (a `KeyError`) when it is not registered.
+    fn check<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        match self.inner.check(name) {
+            Ok(status) => pyobjects::status(py, status),
+            Err(err) => Err(pyobjects::error(py, err)),
+        }
+    }
+
+    fn __getitem__<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.check(py, name)
+    }
+
+    /// Forgets `name`; returns whether it was registered.
+    fn clear(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        self.inner.clear(name).map_err(|err| pyobjects::error(py, err))
+    }
+
+    /// Every name becomes NOT_SERVING; later `set` calls are ignored until `resume()`.
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    /// Leaves the shut-down state: every name becomes SERVING and `set` works again.
+    fn resume(&self) {
+        self.inner.resume();
+    }
+
+    /// Ends every watch open now, after it has delivered its pending change.
+    fn end_watches(&self) {
+        self.inner.end_watches();
+    }
+
+    /// Whether `shutdown()` was called (and `resume()` not since).
+    #[getter]
+    fn is_shut_down(&self) -> bool {
+        self.inner.is_shut_down()
+    }
+
+    /// How many names the registry can hold.
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// Every registered name with its status.
+    fn list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for entry in self.inner.iter() {
+            dict.set_item(entry.name(), pyobjects::status(py, entry.status())?)?;
+        }
+        Ok(dict)
+    }
+
+    /// A blocking iterator over the statuses of `name`.
+    #[pyo3(signature = (name, timeout = None))]
+    fn watch(&self, py: Python<'_>, name: String, timeout: Option<f64>) -> PyResult<Watch> {
+        Watch::new(py, &self.inner, name, timeout_arg(timeout)?)
+    }
+
+    /// An asyncio iterator over the statuses of `name`.
+    fn watch_async(&self, py: Python<'_>, name: String) -> PyResult<AsyncWatch> {
+        AsyncWatch::new(py, &self.inner, name)
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __contains__(&self, name: &Bound<'_, PyAny>) -> bool {
+        match name.cast::<PyString>() {
+            Ok(s) => match s.to_cow() {
+                Ok(name) => self.inner.check(&name).is_ok(),
+                Err(_) => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        let mut out = String::from("Registry({");
+        for (i, entry) in self.inner.iter().enumerate() {
+            if i == REPR_ENTRIES {
+                out.push_str(", ...");
+                break;
+            }
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "{:?}: {}", entry.name(), entry.status());
+        }
+        out.push_str("})");
+        if self.inner.is_shut_down() {
+            out.insert_str(out.len() - 1, ", shut_down=True");
+        }
+        out
+    }
+}

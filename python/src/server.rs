@@ -1,0 +1,97 @@
+//! `serve()` and `Server`: the standalone tonic server on its own thread.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dubbo_health_tonic::Standalone;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::registry::{timeout_arg, Registry};
+use crate::watch::lock;
+
+/// The grace period `stop()` and the context manager use by default.
+const DEFAULT_GRACE: f64 = 5.0;
+
+/// A running `grpc.health.v1.Health` server.
+#[pyclass(module = "dubbo_health._native", frozen, weakref)]
+#[derive(Debug)]
+pub(crate) struct Server {
+    address: SocketAddr,
+    running: Mutex<Option<Standalone>>,
+}
+
+/// Starts the health service for `registry` on `address` ("host:port"; port 0 picks one).
+#[pyfunction]
+pub(crate) fn serve(py: Python<'_>, registry: &Registry, address: &str) -> PyResult<Server> {
+    let registry = Arc::clone(&registry.inner);
+    let address = address.to_owned();
+    let standalone = py.detach(move || -> PyResult<Standalone> {
+        let addr = address
+            .to_socket_addrs()
+            .map_err(|err| PyValueError::new_err(format!("bad address {address:?}: {err}")))?
+            .next()
+            .ok_or_else(|| PyValueError::new_err(format!("address {address:?} resolves to nothing")))?;
+        Ok(Standalone::start(addr, registry)?)
+    })?;
+    Ok(Server {
+        address: standalone.local_addr(),
+        running: Mutex::new(Some(standalone)),
+    })
+}
+
+impl Server {
+    fn stop_with(&self, py: Python<'_>, grace: Duration) {
+        let running = lock(&self.running).take();
+        if let Some(standalone) = running {
+            py.detach(move || standalone.stop(grace));
+        }
+    }
+}
+
+#[pymethods]
+impl Server {
+    /// The port the server listens on.
+    #[getter]
+    fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The address the server listens on, as "host:port".
+    #[getter]
+    fn address(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// Whether the server is running (not stopped yet).
+    #[getter]
+    fn running(&self) -> bool {
+        lock(&self.running).is_some()
+    }
+
+    /// Drains and stops the server: every name becomes NOT_SERVING (the registry is shut
+    /// down), open watches end, and the port closes within `grace` seconds.
+    #[pyo3(signature = (grace = DEFAULT_GRACE))]
+    fn stop(&self, py: Python<'_>, grace: f64) -> PyResult<()> {
+        let grace = timeout_arg(Some(grace))?.unwrap_or_default();
+        self.stop_with(py, grace);
+        Ok(())
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.stop_with(py, Duration::from_secs_f64(DEFAULT_GRACE));
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.running() { "running" } else { "stopped" };
+        format!("Server('{}', {state})", self.address)
+    }
+}
