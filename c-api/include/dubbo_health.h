@@ -203,6 +203,104 @@ const char *dh_version(void);
 dh_result dh_debug_panic(void);
 #endif
 
+// Answers a `grpc.health.v1.Health/Check` call from its request bytes.
+//
+// `req` holds the serialised `HealthCheckRequest` (no gRPC frame header; NULL is fine
+// when `req_len` is 0, which asks for the empty name). Returns `DH_OK` whenever the call
+// has an answer for the client, and sets `*grpc_code_out` (a gRPC status code):
+// * `0` (OK): `out[0..*out_len]` is the `HealthCheckResponse` to send (at most
+//   `DH_CHECK_RESPONSE_MAX_LEN` bytes; 0 bytes is a valid message, status UNKNOWN);
+// * `5` (NOT_FOUND) for a name that is not registered, `3` (INVALID_ARGUMENT) for
+//   malformed bytes or a name over 200 bytes, `8` (RESOURCE_EXHAUSTED) for a request
+//   over `DH_MAX_REQUEST_LEN`: `out[0..*out_len]` is the UTF-8 status message to send
+//   (cut to fit `out_cap`).
+//
+// Allocation-free and lock-free on the OK path.
+//
+// # Errors
+// * `DH_BUFFER_TOO_SMALL`: the response does not fit; `*out_len` is the size needed.
+// * `DH_NULL_PARAMETER`: `reg`, `out_len` or `grpc_code_out` is NULL, or `req` / `out`
+//   is NULL with a non-zero length.
+//
+// # Safety
+// `reg` is a live handle; `req` is readable for `req_len` bytes; `out` is writable for
+// `out_cap` bytes; `out_len` and `grpc_code_out` are valid for writes.
+//
+// Thread-safe.
+dh_result dh_handle_check(const dh_registry *reg, const uint8_t *req, size_t req_len, uint8_t *out, size_t out_cap, size_t *out_len, uint32_t *grpc_code_out);
+
+// Answers a `grpc.health.v1.Health/List` call from its request bytes, like
+// `dh_handle_check`: on `DH_OK`, `*grpc_code_out` is `0` with the `HealthListResponse`
+// in `out[0..*out_len]` (a buffer of `DH_LIST_RESPONSE_MAX_LEN` bytes always fits), or
+// `8` (RESOURCE_EXHAUSTED, more than `DH_LIST_LIMIT` names) / `3` (INVALID_ARGUMENT) with
+// the status message in `out`.
+//
+// # Errors
+// * `DH_BUFFER_TOO_SMALL`: `*out_len` is the size needed at the time of the call (names
+//   may be added before a retry; `DH_LIST_RESPONSE_MAX_LEN` always suffices).
+// * `DH_NULL_PARAMETER`: as for `dh_handle_check`.
+//
+// # Safety
+// As for `dh_handle_check`.
+//
+// Thread-safe.
+dh_result dh_handle_list(const dh_registry *reg, const uint8_t *req, size_t req_len, uint8_t *out, size_t out_cap, size_t *out_len, uint32_t *grpc_code_out);
+
+// Encodes a `HealthCheckResponse` carrying `status` into `out`, writing its length to
+// `*out_len` (at most `DH_CHECK_RESPONSE_MAX_LEN` bytes; `DH_STATUS_UNKNOWN` encodes as
+// 0 bytes). For hosts that take statuses from `dh_watch_try_next` and send them as
+// `Watch` responses.
+//
+// # Errors
+// * `DH_INVALID_STATUS`: `status` is not a `DH_STATUS_*` value.
+// * `DH_BUFFER_TOO_SMALL`: `*out_len` is the size needed.
+// * `DH_NULL_PARAMETER`: `out_len` is NULL, or `out` is NULL with `out_cap > 0`.
+//
+// # Safety
+// `out` is writable for `out_cap` bytes; `out_len` is valid for a write.
+//
+// Thread-safe.
+dh_result dh_encode_check_response(dh_status status, uint8_t *out, size_t out_cap, size_t *out_len);
+
+// Opens a watch from the request bytes of a `grpc.health.v1.Health/Watch` call.
+//
+// On success `*grpc_code_out` is 0 and the caller owns `*w_out` (free it with
+// `dh_watch_free` when the call ends or is cancelled). Take encoded responses from it
+// with `dh_watch_next_encoded`, or statuses with `dh_watch_try_next` /
+// `dh_watch_next` and encode them with `dh_encode_check_response`.
+//
+// # Errors
+// * `DH_INVALID_REQUEST`: the bytes are not a valid `HealthCheckRequest` (or the name is
+//   over 200 bytes, or the request over `DH_MAX_REQUEST_LEN`). `*grpc_code_out` is set to
+//   the gRPC code to end the call with (3, INVALID_ARGUMENT, or 8, RESOURCE_EXHAUSTED),
+//   `dh_last_error_message` gives the status message, and `*w_out` is untouched.
+// * `DH_NULL_PARAMETER`: `reg`, `w_out` or `grpc_code_out` is NULL, or `req` is NULL with
+//   `req_len > 0`.
+//
+// # Safety
+// `reg` is a live handle; `req` is readable for `req_len` bytes; `w_out` and
+// `grpc_code_out` are valid for writes.
+//
+// Thread-safe.
+dh_result dh_watch_from_request(const dh_registry *reg, const uint8_t *req, size_t req_len, dh_watch **w_out, uint32_t *grpc_code_out);
+
+// Like `dh_watch_next`, but writes the next status as an encoded `HealthCheckResponse`
+// (the next `Watch` message to send) into `out[0..*out_len]`.
+//
+// # Errors
+// * `DH_TIMEOUT`, `DH_CLOSED`: as for `dh_watch_next` (on `DH_CLOSED`, end the call with
+//   status OK).
+// * `DH_BUFFER_TOO_SMALL`: `*out_len` is the size needed; the status is kept and returned
+//   by the next call (`DH_CHECK_RESPONSE_MAX_LEN` bytes always suffice).
+// * `DH_NULL_PARAMETER`: `w` or `out_len` is NULL, or `out` is NULL with `out_cap > 0`.
+//
+// # Safety
+// `w` is a live handle (not freed while this call runs); `out` is writable for `out_cap`
+// bytes; `out_len` is valid for a write.
+//
+// Thread-safe.
+dh_result dh_watch_next_encoded(const dh_watch *w, int32_t timeout_ms, uint8_t *out, size_t out_cap, size_t *out_len);
+
 // Creates a registry holding only the empty name `""` (the whole server) as
 // `DH_STATUS_SERVING`. Its capacity is `DH_REGISTRY_CAPACITY` names.
 //
@@ -370,6 +468,64 @@ dh_result dh_len(const dh_registry *reg, size_t *len_out);
 // Thread-safe; the callback runs on the calling thread.
 dh_result dh_list(const dh_registry *reg, dh_list_callback callback, void *userdata);
 
+// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread.
+//
+// `addr` is a NUL-terminated `"IP:PORT"` string, e.g. `"127.0.0.1:50051"` or
+// `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
+// `DH_OK` the port is bound and accepting. The server keeps the registry alive.
+//
+// On success the caller owns `*srv_out`: stop it with `dh_server_stop` and free it with
+// `dh_server_free`.
+//
+// # Errors
+// * `DH_INVALID_ADDRESS`: `addr` is not an `IP:PORT` string.
+// * `DH_IO`: the address cannot be bound (in use, no permission); see
+//   `dh_last_error_message`.
+// * `DH_UNSUPPORTED`: the library was built without its server.
+// * `DH_NULL_PARAMETER`: an argument is NULL.
+//
+// # Safety
+// `reg` is a live handle; `addr` is a NUL-terminated string; `srv_out` is valid for a
+// write.
+//
+// Thread-safe.
+dh_result dh_server_start(const dh_registry *reg, const char *addr, dh_server **srv_out);
+
+// Writes the port the server listens on to `*port_out` (useful after binding port 0).
+// Still answers after `dh_server_stop`.
+//
+// # Errors
+// `DH_NULL_PARAMETER` if an argument is NULL.
+//
+// # Safety
+// `srv` is a live handle; `port_out` is valid for a write.
+//
+// Thread-safe.
+dh_result dh_server_local_port(const dh_server *srv, uint16_t *port_out);
+
+// Stops the server gracefully and waits for it: the registry is shut down first
+// (`dh_shutdown`: every name reports NOT_SERVING, so watchers see it), then every watch on
+// the registry ends (C watches too: they report `DH_CLOSED`), then the port closes after
+// in-flight calls finish or `grace_ms` milliseconds pass, whichever is first.
+//
+// # Errors
+// * `DH_INVALID_STATE`: the server was already stopped.
+// * `DH_NULL_PARAMETER`: `srv` is NULL.
+//
+// # Safety
+// `srv` is a live handle.
+//
+// Thread-safe; blocks for up to about `grace_ms` milliseconds.
+dh_result dh_server_stop(const dh_server *srv, uint32_t grace_ms);
+
+// Frees a server handle, first stopping the server (with no grace period) if
+// `dh_server_stop` was not called. NULL is a no-op.
+//
+// # Safety
+// `srv` is NULL or a live handle that no other thread is using; do not call this twice
+// on the same handle.
+void dh_server_free(dh_server *srv);
+
 // Opens a watch on `name` (registered or not; an unregistered name first reports
 // `DH_STATUS_SERVICE_UNKNOWN` and follows the name if it is registered later).
 //
@@ -486,162 +642,6 @@ dh_result dh_watch_close(const dh_watch *w);
 // callers return first); do not call this twice on the same handle, nor from the
 // watch's own callback.
 void dh_watch_free(dh_watch *w);
-
-// Answers a `grpc.health.v1.Health/Check` call from its request bytes.
-//
-// `req` holds the serialised `HealthCheckRequest` (no gRPC frame header; NULL is fine
-// when `req_len` is 0, which asks for the empty name). Returns `DH_OK` whenever the call
-// has an answer for the client, and sets `*grpc_code_out` (a gRPC status code):
-// * `0` (OK): `out[0..*out_len]` is the `HealthCheckResponse` to send (at most
-//   `DH_CHECK_RESPONSE_MAX_LEN` bytes; 0 bytes is a valid message, status UNKNOWN);
-// * `5` (NOT_FOUND) for a name that is not registered, `3` (INVALID_ARGUMENT) for
-//   malformed bytes or a name over 200 bytes, `8` (RESOURCE_EXHAUSTED) for a request
-//   over `DH_MAX_REQUEST_LEN`: `out[0..*out_len]` is the UTF-8 status message to send
-//   (cut to fit `out_cap`).
-//
-// Allocation-free and lock-free on the OK path.
-//
-// # Errors
-// * `DH_BUFFER_TOO_SMALL`: the response does not fit; `*out_len` is the size needed.
-// * `DH_NULL_PARAMETER`: `reg`, `out_len` or `grpc_code_out` is NULL, or `req` / `out`
-//   is NULL with a non-zero length.
-//
-// # Safety
-// `reg` is a live handle; `req` is readable for `req_len` bytes; `out` is writable for
-// `out_cap` bytes; `out_len` and `grpc_code_out` are valid for writes.
-//
-// Thread-safe.
-dh_result dh_handle_check(const dh_registry *reg, const uint8_t *req, size_t req_len, uint8_t *out, size_t out_cap, size_t *out_len, uint32_t *grpc_code_out);
-
-// Answers a `grpc.health.v1.Health/List` call from its request bytes, like
-// `dh_handle_check`: on `DH_OK`, `*grpc_code_out` is `0` with the `HealthListResponse`
-// in `out[0..*out_len]` (a buffer of `DH_LIST_RESPONSE_MAX_LEN` bytes always fits), or
-// `8` (RESOURCE_EXHAUSTED, more than `DH_LIST_LIMIT` names) / `3` (INVALID_ARGUMENT) with
-// the status message in `out`.
-//
-// # Errors
-// * `DH_BUFFER_TOO_SMALL`: `*out_len` is the size needed at the time of the call (names
-//   may be added before a retry; `DH_LIST_RESPONSE_MAX_LEN` always suffices).
-// * `DH_NULL_PARAMETER`: as for `dh_handle_check`.
-//
-// # Safety
-// As for `dh_handle_check`.
-//
-// Thread-safe.
-dh_result dh_handle_list(const dh_registry *reg, const uint8_t *req, size_t req_len, uint8_t *out, size_t out_cap, size_t *out_len, uint32_t *grpc_code_out);
-
-// Encodes a `HealthCheckResponse` carrying `status` into `out`, writing its length to
-// `*out_len` (at most `DH_CHECK_RESPONSE_MAX_LEN` bytes; `DH_STATUS_UNKNOWN` encodes as
-// 0 bytes). For hosts that take statuses from `dh_watch_try_next` and send them as
-// `Watch` responses.
-//
-// # Errors
-// * `DH_INVALID_STATUS`: `status` is not a `DH_STATUS_*` value.
-// * `DH_BUFFER_TOO_SMALL`: `*out_len` is the size needed.
-// * `DH_NULL_PARAMETER`: `out_len` is NULL, or `out` is NULL with `out_cap > 0`.
-//
-// # Safety
-// `out` is writable for `out_cap` bytes; `out_len` is valid for a write.
-//
-// Thread-safe.
-dh_result dh_encode_check_response(dh_status status, uint8_t *out, size_t out_cap, size_t *out_len);
-
-// Opens a watch from the request bytes of a `grpc.health.v1.Health/Watch` call.
-//
-// On success `*grpc_code_out` is 0 and the caller owns `*w_out` (free it with
-// `dh_watch_free` when the call ends or is cancelled). Take encoded responses from it
-// with `dh_watch_next_encoded`, or statuses with `dh_watch_try_next` /
-// `dh_watch_next` and encode them with `dh_encode_check_response`.
-//
-// # Errors
-// * `DH_INVALID_REQUEST`: the bytes are not a valid `HealthCheckRequest` (or the name is
-//   over 200 bytes, or the request over `DH_MAX_REQUEST_LEN`). `*grpc_code_out` is set to
-//   the gRPC code to end the call with (3, INVALID_ARGUMENT, or 8, RESOURCE_EXHAUSTED),
-//   `dh_last_error_message` gives the status message, and `*w_out` is untouched.
-// * `DH_NULL_PARAMETER`: `reg`, `w_out` or `grpc_code_out` is NULL, or `req` is NULL with
-//   `req_len > 0`.
-//
-// # Safety
-// `reg` is a live handle; `req` is readable for `req_len` bytes; `w_out` and
-// `grpc_code_out` are valid for writes.
-//
-// Thread-safe.
-dh_result dh_watch_from_request(const dh_registry *reg, const uint8_t *req, size_t req_len, dh_watch **w_out, uint32_t *grpc_code_out);
-
-// Like `dh_watch_next`, but writes the next status as an encoded `HealthCheckResponse`
-// (the next `Watch` message to send) into `out[0..*out_len]`.
-//
-// # Errors
-// * `DH_TIMEOUT`, `DH_CLOSED`: as for `dh_watch_next` (on `DH_CLOSED`, end the call with
-//   status OK).
-// * `DH_BUFFER_TOO_SMALL`: `*out_len` is the size needed; the status is kept and returned
-//   by the next call (`DH_CHECK_RESPONSE_MAX_LEN` bytes always suffice).
-// * `DH_NULL_PARAMETER`: `w` or `out_len` is NULL, or `out` is NULL with `out_cap > 0`.
-//
-// # Safety
-// `w` is a live handle (not freed while this call runs); `out` is writable for `out_cap`
-// bytes; `out_len` is valid for a write.
-//
-// Thread-safe.
-dh_result dh_watch_next_encoded(const dh_watch *w, int32_t timeout_ms, uint8_t *out, size_t out_cap, size_t *out_len);
-
-// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread.
-//
-// `addr` is a NUL-terminated `"IP:PORT"` string, e.g. `"127.0.0.1:50051"` or
-// `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
-// `DH_OK` the port is bound and accepting. The server keeps the registry alive.
-//
-// On success the caller owns `*srv_out`: stop it with `dh_server_stop` and free it with
-// `dh_server_free`.
-//
-// # Errors
-// * `DH_INVALID_ADDRESS`: `addr` is not an `IP:PORT` string.
-// * `DH_IO`: the address cannot be bound (in use, no permission); see
-//   `dh_last_error_message`.
-// * `DH_UNSUPPORTED`: the library was built without its server.
-// * `DH_NULL_PARAMETER`: an argument is NULL.
-//
-// # Safety
-// `reg` is a live handle; `addr` is a NUL-terminated string; `srv_out` is valid for a
-// write.
-//
-// Thread-safe.
-dh_result dh_server_start(const dh_registry *reg, const char *addr, dh_server **srv_out);
-
-// Writes the port the server listens on to `*port_out` (useful after binding port 0).
-// Still answers after `dh_server_stop`.
-//
-// # Errors
-// `DH_NULL_PARAMETER` if an argument is NULL.
-//
-// # Safety
-// `srv` is a live handle; `port_out` is valid for a write.
-//
-// Thread-safe.
-dh_result dh_server_local_port(const dh_server *srv, uint16_t *port_out);
-
-// Stops the server gracefully and waits for it: the registry is shut down first
-// (`dh_shutdown`: every name reports NOT_SERVING, so watchers see it), then every watch on
-// the registry ends (C watches too: they report `DH_CLOSED`), then the port closes after
-// in-flight calls finish or `grace_ms` milliseconds pass, whichever is first.
-//
-// # Errors
-// * `DH_INVALID_STATE`: the server was already stopped.
-// * `DH_NULL_PARAMETER`: `srv` is NULL.
-//
-// # Safety
-// `srv` is a live handle.
-//
-// Thread-safe; blocks for up to about `grace_ms` milliseconds.
-dh_result dh_server_stop(const dh_server *srv, uint32_t grace_ms);
-
-// Frees a server handle, first stopping the server (with no grace period) if
-// `dh_server_stop` was not called. NULL is a no-op.
-//
-// # Safety
-// `srv` is NULL or a live handle that no other thread is using; do not call this twice
-// on the same handle.
-void dh_server_free(dh_server *srv);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -57,11 +57,11 @@ mod ffi;
 
 // In this order in the header.
 pub mod error;
-pub mod status;
-pub mod registry;
-pub mod watch;
 pub mod handlers;
+pub mod registry;
 pub mod server;
+pub mod status;
+pub mod watch;
 
 pub use error::*;
 pub use handlers::*;

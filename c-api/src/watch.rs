@@ -251,7 +251,13 @@ impl WatchHandle {
         }
         match self.poll_once() {
             Next::Status(status) => Ok(status),
-            Next::Closed => Err(closed()),
+            Next::Closed => {
+                // An ended watch stays readable, so a level-triggered loop notices.
+                if let Some(fd) = self.signal.fd.get() {
+                    fd.signal();
+                }
+                Err(closed())
+            }
             Next::Pending => Err(Failure::new(DH_WOULD_BLOCK, "no new status yet")),
         }
     }

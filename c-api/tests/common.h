@@ -38,7 +38,7 @@ static int dh_test_checks = 0;
 #define CHECK_OK(call) CHECK_RC(call, DH_OK)
 
 /* The calling thread's last error text, in a static buffer. */
-static const char *last_error(void) {
+static inline const char *last_error(void) {
     static char buf[512];
     size_t n = 0;
     if (dh_last_error_message(buf, sizeof buf, &n) != DH_OK) return "(unavailable)";
