@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of dubbo-health and the stock health services.
+
+Runs `dh-loadgen` against each server in turn -- the server pinned to core 0, the client to
+core 1, the same names registered, the same settings -- repeats every run, takes medians, and
+writes a Markdown table (docs/bench.md), a plot (docs/bench.png) and the raw results (JSON).
+
+    bench.py --loadgen target/release/dh-loadgen \
+        --server 'dubbo-health=target/release/dubbo-health serve --addr 127.0.0.1:0 --control-stdin' \
+        --server 'tonic-health=target/release/tonic-health-anchor --addr 127.0.0.1:0' ...
+
+Every server command gets `--set NAME=SERVING` for each benchmark name appended, and must
+print `listening ADDR` on stderr and take `set NAME STATUS` lines on stdin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHECKED = "org.apache.dubbogo.samples.api.Greeter"
+NAMES = [CHECKED] + [f"org.apache.dubbo.bench.Service{i}" for i in range(9)]
+OURS = "dubbo-health"
+SERVER_CORE = "0"
+CLIENT_CORE = "1"
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def plan(quick: bool) -> list[dict]:
+    """The runs, each a dict of loadgen arguments plus a key naming the scenario."""
+    if quick:
+        w_sizes = [2_000, 10_000]
+        unary = dict(warmup=0.5, duration=2.0)
+        rounds = 2
+    else:
+        w_sizes = [10_000, 50_000]
+        unary = dict(warmup=1.0, duration=5.0)
+        rounds = 3
+    runs = [
+        dict(key="check 1x1", mode="check", connections=1, in_flight=1, **unary),
+        dict(key="check 4x64", mode="check", connections=4, in_flight=64, **unary),
+    ]
+    if not quick:
+        runs.append(dict(key="list 4x64", mode="list", connections=4, in_flight=64, warmup=0.5, duration=3.0))
+    for w in w_sizes:
+        runs.append(dict(key=f"watch {w}", mode="watch-fanout", watchers=w, connections=max(1, w // 100), rounds=rounds))
+    if not quick:
+        runs.append(dict(key="watch 100000", mode="watch-fanout", watchers=100_000, connections=1_000, rounds=rounds, only=OURS))
+    return runs
+
+
+def loadgen_cmd(loadgen: str, run: dict, server_cmd: list[str], label: str) -> list[str]:
+    cmd = ["taskset", "-c", CLIENT_CORE, loadgen, run["mode"], "--label", label]
+    if run["mode"] in ("check", "list"):
+        cmd += ["-c", str(run["connections"]), "-n", str(run["in_flight"]),
+                "--warmup", str(run["warmup"]), "--duration", str(run["duration"])]
+        if run["mode"] == "check":
+            cmd += ["--service", CHECKED]
+    else:
+        cmd += ["-w", str(run["watchers"]), "-c", str(run["connections"]), "--rounds", str(run["rounds"]),
+                "--service", CHECKED]
+    cmd += ["--", "taskset", "-c", SERVER_CORE, *server_cmd]
+    for name in NAMES:
+        cmd += ["--set", f"{name}=SERVING"]
+    return cmd
+
+
+def run_once(cmd: list[str], env: dict, timeout: float) -> dict:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        return {"failed": True, "error": tail or f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+METRICS = {
+    # name: (json key, better, unit, format)
+    "throughput": ("throughput", "high", "req/s", "{:,.0f}"),
+    "p50": ("p50_us", "low", "µs", "{:,.0f}"),
+    "p99": ("p99_us", "low", "µs", "{:,.0f}"),
+    "p99.9": ("p999_us", "low", "µs", "{:,.0f}"),
+    "CPU/op": ("server_cpu_per_op_us", "low", "µs", "{:.2f}"),
+    "server CPU": ("server_cpu_util", "low", "cores", "{:.2f}"),
+    "delivery (last)": ("delivery_last_ms", "low", "ms", "{:,.1f}"),
+    "delivery (first)": ("delivery_first_ms", "low", "ms", "{:,.1f}"),
+    "CPU/watcher/flip": ("server_cpu_per_watcher_us", "low", "µs", "{:.2f}"),
+    "memory/watcher": ("mem_per_watcher_bytes", "low", "B", "{:,.0f}"),
+    "open all": ("open_s", "low", "s", "{:.2f}"),
+}
+UNARY_METRICS = ["throughput", "p50", "p99", "p99.9", "CPU/op", "server CPU"]
+FANOUT_METRICS = ["delivery (last)", "delivery (first)", "CPU/watcher/flip", "memory/watcher", "open all"]
+
+
+def med(results: list[dict], key: str):
+    vals = [r[key] for r in results if not r.get("failed") and r.get(key) is not None and not r.get("errors")]
+    return statistics.median(vals) if vals else None
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+
+    def ver(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+
+    return (f"{model}, {os.cpu_count()} cores (nproc {ver(['nproc'])}){mem}; Linux {platform.release()}; "
+            f"{ver(['rustc', '--version'])}; {ver(['go', 'version'])}; grpc++ {ver(['pkg-config', '--modversion', 'grpc++'])}")
+
+
+def fmt(metric: str, v) -> str:
+    if v is None:
+        return "n/a"
+    return METRICS[metric][3].format(v)
+
+
+def ratio_cell(metric: str, ours, best) -> str:
+    if ours is None or best is None or best == 0:
+        return "n/a"
+    return f"{ours / best:.2f}×"
+
+
+def write_markdown(path: Path, runs: list[dict], table: dict, servers: list[str], args, started: str, elapsed: float) -> None:
+    anchors = [s for s in servers if s != OURS]
+    out = []
+    out.append("# Benchmarks: dubbo-health against the stock health services\n")
+    out.append(f"Generated by `make {'bench-quick' if args.quick else 'bench'}` on {started} UTC "
+               f"({elapsed / 60:.1f} min). Do not edit by hand.\n")
+    out.append(f"**Machine:** {machine()}.\n")
+    out.append(
+        "**Method:** each server in turn is started by `dh-loadgen` (tests/loadgen) pinned to core 0 "
+        "(`taskset -c 0`), the client pinned to core 1; every server registers the same "
+        f"{len(NAMES)} names and flips the watched one on a `set NAME STATUS` line on stdin. "
+        f"{args.repeats} repeat(s) of every run, medians shown. Servers: our `dubbo-health serve` "
+        "(the CLI's standalone server); stock `tonic-health` 0.14 on a one-worker tokio runtime; stock grpc-go "
+        "`health.NewServer()` with GOMAXPROCS=1; grpc C++'s default health service "
+        "(`EnableDefaultHealthCheckService`) beside one trivial service. Server CPU is read from "
+        "`/proc/PID/task/*/schedstat`, memory from `VmRSS`. `check C×N` = C HTTP/2 connections × N calls in "
+        "flight; `watch W` = W Watch streams on W/100 connections, *delivery* = from writing the `set` line "
+        "to the last (or first) watcher having the new status, CPU per watcher = server CPU during the "
+        "flip ÷ W, memory per watcher = RSS growth from the connected-but-idle baseline to all W watching ÷ W. "
+        "The client is one tonic thread: where the server's CPU is below one core during `check 4×64`, the "
+        "client saturated first, and *CPU/op* is the figure to compare.\n")
+    out.append("Ratios are dubbo-health ÷ the best anchor for that measure (lower is better, except "
+               "throughput). Machines of this kind are noisy (±15 % run to run): compare within one run.\n")
+
+    for run in runs:
+        key = run["key"]
+        metrics = UNARY_METRICS if run["mode"] in ("check", "list") else FANOUT_METRICS
+        if run["mode"] == "watch-fanout":
+            params = f"{run['watchers']:,} watchers on {run['connections']:,} connections, {run['rounds']} flips"
+        else:
+            params = f"{run['connections']} conn × {run['in_flight']} in flight, {run['duration']:.0f} s after {run['warmup']} s warm-up"
+        out.append(f"\n## {key} ({params})\n")
+        header = ["server"] + [f"{m} ({METRICS[m][2]})" for m in metrics] + ["runs ok"]
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "---|" * len(header))
+        row_servers = [s for s in servers if table.get((s, key)) is not None]
+        for s in row_servers:
+            res = table[(s, key)]
+            ok = sum(1 for r in res if not r.get("failed") and not r.get("errors"))
+            cells = [f"**{s}**" if s == OURS else s] + [fmt(m, med(res, METRICS[m][0])) for m in metrics] + [f"{ok}/{len(res)}"]
+            out.append("| " + " | ".join(cells) + " |")
+        if OURS in row_servers and any(a in row_servers for a in anchors):
+            cells = ["ours ÷ best anchor"]
+            for m in metrics:
+                k, better = METRICS[m][0], METRICS[m][1]
+                vals = [med(table[(a, key)], k) for a in anchors if (a, key) in table]
+                vals = [v for v in vals if v is not None]
+                best = (max(vals) if better == "high" else min(vals)) if vals else None
+                cells.append(ratio_cell(m, med(table[(OURS, key)], k), best))
+            cells.append("")
+            out.append("| " + " | ".join(cells) + " |")
+        errs = []
+        for s in row_servers:
+            for r in table[(s, key)]:
+                if r.get("failed"):
+                    errs.append(f"{s}: {r['error'].splitlines()[-1] if r['error'] else 'failed'}")
+                elif r.get("errors"):
+                    errs.append(f"{s}: {r['errors']} failed calls ({(r.get('first_error') or '')[:120]})")
+        for e in sorted(set(errs)):
+            out.append(f"\n- {e}")
+        out.append("")
+
+    out.append("\n![fan-out delivery time, memory per watcher and Check throughput](bench.png)\n")
+    out.append("Core micro-benchmarks (criterion, `make bench-core`): Check cost against the number of "
+               "registered names and `set` cost against the watchers of one name are in "
+               "`target/criterion/report/index.html` after a run.\n")
+    path.write_text("\n".join(out))
+
+
+def write_plot(path: Path, runs: list[dict], table: dict, servers: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fan = [r for r in runs if r["mode"] == "watch-fanout"]
+    for s in servers:
+        xs, ys, ms = [], [], []
+        for r in fan:
+            res = table.get((s, r["key"]))
+            if not res:
+                continue
+            d, m = med(res, "delivery_last_ms"), med(res, "mem_per_watcher_bytes")
+            if d is not None:
+                xs.append(r["watchers"])
+                ys.append(d)
+                ms.append(m)
+        if xs:
+            axes[0].plot(xs, ys, marker="o", label=s, linewidth=2.5 if s == OURS else 1.5)
+            axes[1].plot(xs, [m / 1024 if m is not None else None for m in ms], marker="o", label=s,
+                         linewidth=2.5 if s == OURS else 1.5)
+    axes[0].set_title("Watch fan-out: flip → last watcher")
+    axes[0].set_xlabel("watchers (W/100 connections)")
+    axes[0].set_ylabel("ms")
+    axes[1].set_title("Server memory per open Watch")
+    axes[1].set_xlabel("watchers")
+    axes[1].set_ylabel("KiB")
+    for ax in axes[:2]:
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_ylim(bottom=0)
+
+    checks = [r for r in runs if r["mode"] == "check"]
+    width = 0.8 / max(1, len(servers))
+    for i, s in enumerate(servers):
+        vals = [med(table.get((s, r["key"]), []), "throughput") or 0 for r in checks]
+        pos = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(checks))]
+        axes[2].bar(pos, vals, width, label=s)
+    axes[2].set_xticks(range(len(checks)), [r["key"] for r in checks])
+    axes[2].set_title("Check throughput (client on one core)")
+    axes[2].set_ylabel("requests/s")
+    axes[2].grid(axis="y", alpha=0.3)
+    axes[2].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--loadgen", required=True)
+    p.add_argument("--server", action="append", required=True, metavar="NAME=COMMAND",
+                   help="a server to measure: its name, '=', its command line (shell words)")
+    p.add_argument("--quick", action="store_true", help="reduced sizes and durations, one repeat")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--only", default=None, help="comma-separated run keys to do (default: all)")
+    p.add_argument("--md", default="docs/bench.md")
+    p.add_argument("--png", default="docs/bench.png")
+    p.add_argument("--json", default=None, help="where to write every raw result")
+    args = p.parse_args()
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    raise_nofile()
+
+    servers: list[str] = []
+    cmds: dict[str, list[str]] = {}
+    for spec in args.server:
+        name, _, cmd = spec.partition("=")
+        servers.append(name)
+        cmds[name] = shlex.split(cmd)
+    env = dict(os.environ, GOMAXPROCS="1")
+
+    runs = plan(args.quick)
+    if args.only:
+        keys = set(args.only.split(","))
+        runs = [r for r in runs if r["key"] in keys]
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    t_start = time.monotonic()
+    table: dict[tuple[str, str], list[dict]] = {}
+    raw = []
+    # Repeats are interleaved (all servers, then all servers again) so drift hits everyone alike.
+    for rep in range(args.repeats):
+        for run in runs:
+            for s in servers:
+                if run.get("only") and run["only"] != s:
+                    continue
+                cmd = loadgen_cmd(args.loadgen, run, cmds[s], s)
+                timeout = 600 if run["mode"] == "watch-fanout" else 120
+                t0 = time.monotonic()
+                try:
+                    res = run_once(cmd, env, timeout)
+                except subprocess.TimeoutExpired:
+                    res = {"failed": True, "error": f"timed out after {timeout} s"}
+                except json.JSONDecodeError as e:
+                    res = {"failed": True, "error": f"bad loadgen output: {e}"}
+                table.setdefault((s, run["key"]), []).append(res)
+                raw.append(dict(server=s, run=run["key"], repeat=rep, cmd=cmd, result=res))
+                brief = ("FAILED " + res["error"].splitlines()[-1]) if res.get("failed") else ", ".join(
+                    f"{m}={fmt(m, res.get(METRICS[m][0]))}" for m in
+                    (UNARY_METRICS[:5] if run["mode"] != "watch-fanout" else FANOUT_METRICS[:4]))
+                print(f"[{rep + 1}/{args.repeats}] {run['key']:<14} {s:<14} {time.monotonic() - t0:5.1f}s  {brief}",
+                      flush=True)
+    elapsed = time.monotonic() - t_start
+    for path in (args.md, args.png):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_markdown(Path(args.md), runs, table, servers, args, started, elapsed)
+    write_plot(Path(args.png), runs, table, servers)
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=1))
+    print(f"wrote {args.md} and {args.png} in {elapsed:.0f} s")
+    failed = [k for k, v in table.items() if all(r.get("failed") for r in v)]
+    if failed:
+        print(f"every repeat failed for: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
