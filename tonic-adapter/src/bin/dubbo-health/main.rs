@@ -1,0 +1,312 @@
+//! `dubbo-health`: serve, check, watch and list `grpc.health.v1.Health` from the command line.
+//!
+//! ```text
+//! dubbo-health serve --addr 127.0.0.1:20000 --set org.apache.dubbogo.samples.api.Greeter=SERVING --control-stdin
+//! dubbo-health check --addr 127.0.0.1:20000 --service org.apache.dubbogo.samples.api.Greeter
+//! dubbo-health watch --addr 127.0.0.1:20000 --service org.apache.dubbogo.samples.api.Greeter --json
+//! dubbo-health list --addr 127.0.0.1:20000
+//! ```
+//!
+//! `check` is a drop-in for `grpc-health-probe`: it takes its flags (`-addr`, `-service`,
+//! `-connect-timeout`, `-rpc-timeout`) and exits with its codes: 0 SERVING, 1 bad arguments,
+//! 2 cannot connect, 3 the RPC failed (NOT_FOUND, UNIMPLEMENTED, deadline), 4 not SERVING.
+
+mod client;
+mod control;
+mod duration;
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use dubbo_health_core::{DefaultRegistry, ServingStatus};
+
+/// The registry `serve` publishes.
+static REGISTRY: DefaultRegistry = DefaultRegistry::new();
+
+/// How long `serve` waits for calls in flight after SIGTERM/SIGINT before it closes them.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dubbo-health",
+    version,
+    about = "gRPC health checking (grpc.health.v1.Health): serve, check, watch, list"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve grpc.health.v1.Health ("" starts SERVING) until SIGTERM/SIGINT, then drain.
+    Serve(ServeArgs),
+    /// Check one service, with grpc-health-probe's flags and exit codes.
+    Check(CheckArgs),
+    /// Print one line per status change of a service until interrupted.
+    Watch(WatchArgs),
+    /// List every registered service with its status.
+    List(ListArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    addr: String,
+    /// Register NAME with STATUS (SERVING, NOT_SERVING or UNKNOWN); repeatable. `""=STATUS` is
+    /// the whole server.
+    #[arg(long = "set", value_name = "NAME=STATUS")]
+    set: Vec<String>,
+    /// Read commands from stdin, one per line: `set NAME STATUS`, `clear NAME`, `toggle NAME`,
+    /// `shutdown`, `resume` (`""` is the empty name). Each is answered with one line on stdout.
+    #[arg(long)]
+    control_stdin: bool,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// Server address, host:port.
+    #[arg(long)]
+    addr: Option<String>,
+    /// Service name to check (default: "", the whole server).
+    #[arg(long, default_value = "")]
+    service: String,
+    /// Timeout for establishing the connection (Go duration syntax: 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = duration::parse)]
+    connect_timeout: Duration,
+    /// Timeout for the health RPC.
+    #[arg(long, default_value = "1s", value_parser = duration::parse)]
+    rpc_timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+struct WatchArgs {
+    /// Server address, host:port.
+    #[arg(long)]
+    addr: String,
+    /// Service name to watch ("" is the whole server).
+    #[arg(long, default_value = "")]
+    service: String,
+    /// Print JSON lines: {"service":"...","status":"SERVING"}.
+    #[arg(long)]
+    json: bool,
+    /// Timeout for establishing the connection.
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    connect_timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+struct ListArgs {
+    /// Server address, host:port.
+    #[arg(long)]
+    addr: String,
+    /// Print one JSON object {"name":"STATUS",...}.
+    #[arg(long)]
+    json: bool,
+    /// Timeout for establishing the connection.
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    connect_timeout: Duration,
+    /// Timeout for the List RPC.
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    rpc_timeout: Duration,
+}
+
+/// grpc-health-probe spells its flags with one dash (`-addr=x`, `-service x`); clap wants two.
+fn rewrite_single_dash(args: impl Iterator<Item = String>) -> Vec<String> {
+    const LONG: &[&str] = &[
+        "addr",
+        "service",
+        "connect-timeout",
+        "rpc-timeout",
+        "set",
+        "control-stdin",
+        "json",
+        "help",
+        "version",
+    ];
+    args.map(|arg| {
+        if let Some(rest) = arg.strip_prefix('-').filter(|r| !r.starts_with('-')) {
+            let flag = rest.split('=').next().unwrap_or(rest);
+            if LONG.contains(&flag) {
+                return format!("-{arg}");
+            }
+        }
+        arg
+    })
+    .collect()
+}
+
+/// Parses `STATUS` as a wire name (`SERVING`, `NOT_SERVING`, `UNKNOWN`, any case) or number.
+fn parse_status(text: &str) -> Result<ServingStatus, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let status = ServingStatus::from_str_name(&upper)
+        .or_else(|| upper.parse::<i32>().ok().and_then(ServingStatus::from_i32))
+        .ok_or_else(|| format!("unknown status {text:?} (use SERVING, NOT_SERVING or UNKNOWN)"))?;
+    if status == ServingStatus::ServiceUnknown {
+        return Err("SERVICE_UNKNOWN cannot be set".into());
+    }
+    Ok(status)
+}
+
+fn main() -> ExitCode {
+    let args = rewrite_single_dash(std::env::args());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Check(args) => runtime.block_on(client::check(args)),
+        Command::Watch(args) => runtime.block_on(client::watch(args)),
+        Command::List(args) => runtime.block_on(client::list(args)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    for item in &args.set {
+        let Some((name, status)) = item.rsplit_once('=') else {
+            eprintln!("error: --set {item:?}: expected NAME=STATUS");
+            return ExitCode::from(1);
+        };
+        let name = control::unquote_name(name);
+        let result =
+            parse_status(status).and_then(|s| REGISTRY.set(&name, s).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            eprintln!("error: --set {item:?}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(&args.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.addr);
+            return ExitCode::from(2);
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.control_stdin {
+        tokio::spawn(control::run(&REGISTRY));
+    }
+    eprintln!("listening {addr}");
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        wait_for_signal().await;
+        eprintln!("draining: every service NOT_SERVING, watches ending");
+        let _ = stopping_tx.send(());
+    };
+    let server = dubbo_health_tonic::serve_with_shutdown(listener, &REGISTRY, signal);
+    tokio::pin!(server);
+    // After the signal, give calls in flight DRAIN_GRACE, then stop regardless.
+    let result = tokio::select! {
+        result = &mut server => result,
+        () = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(DRAIN_GRACE).await;
+        } => Ok(()),
+    };
+    match result {
+        Ok(()) => {
+            eprintln!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_dash_flags_are_rewritten() {
+        let args = [
+            "dubbo-health",
+            "check",
+            "-addr=localhost:1",
+            "-service",
+            "x",
+            "-rpc-timeout",
+            "2s",
+            "-x",
+        ];
+        let out = rewrite_single_dash(args.iter().map(|s| s.to_string()));
+        assert_eq!(
+            out,
+            [
+                "dubbo-health",
+                "check",
+                "--addr=localhost:1",
+                "--service",
+                "x",
+                "--rpc-timeout",
+                "2s",
+                "-x"
+            ]
+        );
+        let cli = Cli::try_parse_from(out.iter().take(7)).unwrap();
+        let Command::Check(check) = cli.command else {
+            panic!("not check")
+        };
+        assert_eq!(check.addr.as_deref(), Some("localhost:1"));
+        assert_eq!(check.service, "x");
+        assert_eq!(check.rpc_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn statuses_parse_by_name_and_number() {
+        assert_eq!(parse_status("serving"), Ok(ServingStatus::Serving));
+        assert_eq!(parse_status("NOT_SERVING"), Ok(ServingStatus::NotServing));
+        assert_eq!(parse_status("0"), Ok(ServingStatus::Unknown));
+        assert!(parse_status("SERVICE_UNKNOWN").is_err());
+        assert!(parse_status("up").is_err());
+    }
+}
