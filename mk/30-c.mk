@@ -5,7 +5,7 @@
 #   make install PREFIX=/usr/local   header, libdubbo_health.{so,a}, pkg-config, CMake package
 #   make test-c                C tests (ASan + UBSan + LeakSanitizer, static library)
 
-TEST_TARGETS += test-c-header test-c test-c-valgrind
+TEST_TARGETS += test-c-header test-c test-c-valgrind test-c-grpcpp
 
 PREFIX ?= /usr/local
 CBINDGEN_VERSION := 0.29.4
@@ -93,3 +93,20 @@ install-c: c-lib-release
 		> $(DESTDIR)$(PREFIX)/lib/cmake/DubboHealth/DubboHealthConfigVersion.cmake
 	install -m 644 $(C_DIR)/dist/DubboHealthConfig.cmake $(DESTDIR)$(PREFIX)/lib/cmake/DubboHealth/DubboHealthConfig.cmake
 	@echo "installed dubbo-health $(C_VERSION) C library into $(DESTDIR)$(PREFIX)"
+
+# The grpc++ example host, built with CMake against `make install` output, probed by
+# grpc-health-probe and watched by a GenericStub client.
+C_HOST_BUILD := $(C_OUT)/grpcpp-host
+test-c-grpcpp:
+	rm -rf $(C_TEST_PREFIX)
+	$(MAKE) --no-print-directory install-c PREFIX=$(C_TEST_PREFIX)
+	# pkg-config: a C program built from the .pc flags alone, against the shared and the static library
+	printf '#include <dubbo_health.h>\n#include <string.h>\nint main(void) { dh_registry *r; if (dh_registry_new(&r)) return 1; dh_registry_free(r); return strcmp(dh_version(), DH_VERSION) != 0; }\n' > $(C_OUT)/pc_smoke.c
+	cc $(C_WARN) $(C_OUT)/pc_smoke.c $$(PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig pkg-config --cflags --libs dubbo-health) \
+		-Wl,-rpath,$(C_TEST_PREFIX)/lib -o $(C_OUT)/pc_smoke_shared && $(C_OUT)/pc_smoke_shared
+	cc $(C_WARN) $(C_OUT)/pc_smoke.c $$(PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig pkg-config --static --cflags --libs dubbo-health | \
+		sed 's/-ldubbo_health/-l:libdubbo_health.a/') -o $(C_OUT)/pc_smoke_static && $(C_OUT)/pc_smoke_static
+	cmake -S $(C_DIR)/examples/grpcpp-host -B $(C_HOST_BUILD) -DCMAKE_PREFIX_PATH=$(C_TEST_PREFIX) \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(C_HOST_BUILD) -j2
+	timeout 300 $(C_DIR)/examples/grpcpp-host/test.sh $(C_HOST_BUILD)

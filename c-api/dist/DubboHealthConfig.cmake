@@ -13,7 +13,7 @@ if(NOT TARGET DubboHealth::dubbo_health)
   add_library(DubboHealth::dubbo_health SHARED IMPORTED)
   set_target_properties(DubboHealth::dubbo_health PROPERTIES
     IMPORTED_LOCATION "${_dh_prefix}/lib/libdubbo_health.so"
-    IMPORTED_SONAME "libdubbo_health.so"
+    IMPORTED_SONAME "libdubbo_health.so.0"
     INTERFACE_INCLUDE_DIRECTORIES "${_dh_prefix}/include")
 endif()
 

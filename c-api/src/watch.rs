@@ -13,6 +13,7 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -90,12 +91,16 @@ struct Signal {
     callback: Mutex<Option<Callback>>,
     /// Set when a wake happens on the thread that is polling this watch; the callback is
     /// then called after the poll, outside the state lock.
-    deferred: std::sync::atomic::AtomicBool,
+    deferred: AtomicBool,
+    /// Set when a wake happens inside the callback on its own thread; it runs again.
+    again: AtomicBool,
 }
 
 thread_local! {
     /// The signal of the watch this thread is polling right now, if any.
     static POLLING: Cell<*const Signal> = const { Cell::new(std::ptr::null()) };
+    /// The signal whose callback this thread is running right now, if any.
+    static IN_CALLBACK: Cell<*const Signal> = const { Cell::new(std::ptr::null()) };
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -117,8 +122,7 @@ impl Wake for Signal {
         }
         let me: *const Signal = Arc::as_ptr(self);
         if POLLING.with(Cell::get) == me {
-            self.deferred
-                .store(true, std::sync::atomic::Ordering::Release);
+            self.deferred.store(true, Ordering::Release);
         } else {
             self.run_callback();
         }
@@ -126,12 +130,28 @@ impl Wake for Signal {
 }
 
 impl Signal {
+    /// Calls the installed callback (if any), on this thread.
+    ///
+    /// A wake that comes from inside the callback (the callback itself polled the watch
+    /// or changed the registry) does not call it again recursively: it is remembered and
+    /// the callback runs once more after it returns.
     fn run_callback(&self) {
+        let me: *const Signal = self;
+        if IN_CALLBACK.with(Cell::get) == me {
+            self.again.store(true, Ordering::Release);
+            return;
+        }
         let guard = lock(&self.callback);
-        if let Some(cb) = *guard {
+        while let Some(cb) = *guard {
+            self.again.store(false, Ordering::Release);
+            let prev = IN_CALLBACK.with(|c| c.replace(me));
             // Safety: the installer promised `func` may be called with `userdata` from any
             // thread until it is removed; removal takes this lock, so it waits for us.
             unsafe { (cb.func)(cb.userdata) };
+            IN_CALLBACK.with(|c| c.set(prev));
+            if !self.again.swap(false, Ordering::AcqRel) {
+                break;
+            }
         }
     }
 }
@@ -154,7 +174,8 @@ impl WatchHandle {
             cond: Condvar::new(),
             fd: OnceLock::new(),
             callback: Mutex::new(None),
-            deferred: std::sync::atomic::AtomicBool::new(false),
+            deferred: AtomicBool::new(false),
+            again: AtomicBool::new(false),
         });
         Ok(Self {
             state: Mutex::new(State {
@@ -190,11 +211,7 @@ impl WatchHandle {
                 Next::Closed
             }
         };
-        if self
-            .signal
-            .deferred
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
-        {
+        if self.signal.deferred.swap(false, Ordering::AcqRel) {
             self.signal.run_callback();
         }
         next

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Probes the example host with grpc-health-probe and a Watch client.
+#   test.sh BUILD_DIR     (grpc-health-probe must be on PATH)
+set -euo pipefail
+build=$1
+probe=$(command -v grpc-health-probe) || { echo "grpc-health-probe is not installed (ci/install-30-c.sh)"; exit 1; }
+tmp=$(mktemp -d)
+trap 'kill ${HOST_PID:-} ${WATCH_PID:-} 2>/dev/null || true; rm -rf "$tmp"' EXIT
+
+coproc HOST { exec "$build/grpcpp-host" 127.0.0.1:0; }
+read -r -t 20 word addr <&"${HOST[0]}"
+[ "$word" = listening ] || { echo "host did not start"; exit 1; }
+echo "host listening on $addr"
+
+cmd() { # send a command line, expect "ok"
+    echo "$1" >&"${HOST[1]}"
+    read -r -t 10 reply <&"${HOST[0]}"
+    [ "$reply" = ok ] || { echo "host: '$1' -> '$reply'"; exit 1; }
+}
+probe() { # expected exit code, then probe arguments
+    local want=$1; shift
+    local got=0
+    "$probe" -addr "$addr" -connect-timeout 5s -rpc-timeout 5s "$@" >"$tmp/probe.out" 2>&1 || got=$?
+    if [ "$got" != "$want" ]; then
+        echo "grpc-health-probe $* exited $got, expected $want:"; cat "$tmp/probe.out"; exit 1
+    fi
+    echo "ok: grpc-health-probe $* -> $got ($(head -n1 "$tmp/probe.out"))"
+}
+wait_lines() { # file, count: wait (bounded) until the file has that many lines
+    for _ in $(seq 100); do
+        [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "timed out waiting for $2 lines in $1:"; cat "$1"; exit 1
+}
+
+probe 0                                   # "" (the whole server) is SERVING
+probe 0 -service dubbo.example.Greeter    # registered by the host
+probe 3 -service no.such.Service          # NOT_FOUND
+
+# A Watch sees the flip.
+"$build/health-watch-client" "$addr" dubbo.example.Greeter 3 20 >"$tmp/watch.out" &
+WATCH_PID=$!
+wait_lines "$tmp/watch.out" 1
+cmd "set dubbo.example.Greeter NOT_SERVING"
+probe 4 -service dubbo.example.Greeter    # NOT_SERVING
+wait_lines "$tmp/watch.out" 2
+cmd "set dubbo.example.Greeter SERVING"
+probe 0 -service dubbo.example.Greeter
+wait "$WATCH_PID"; WATCH_PID=
+expected=$'SERVING\nNOT_SERVING\nSERVING\nend 1'
+[ "$(cat "$tmp/watch.out")" = "$expected" ] || { echo "watch saw:"; cat "$tmp/watch.out"; exit 1; }
+echo "ok: Watch saw SERVING -> NOT_SERVING -> SERVING"
+
+# Graceful drain: shutdown makes everything NOT_SERVING; an open Watch on an unknown name
+# ends with OK when the host stops.
+cmd "shutdown"
+probe 4
+"$build/health-watch-client" "$addr" later.Service 5 20 >"$tmp/watch2.out" &
+WATCH_PID=$!
+wait_lines "$tmp/watch2.out" 1
+cmd "quit"
+wait "$WATCH_PID"; WATCH_PID=
+[ "$(cat "$tmp/watch2.out")" = $'SERVICE_UNKNOWN\nend OK' ] || { echo "watch2 saw:"; cat "$tmp/watch2.out"; exit 1; }
+echo "ok: open Watch ended with OK on host stop"
+host_pid=${HOST_PID:-}; [ -z "$host_pid" ] || wait "$host_pid" 2>/dev/null || true
+echo "grpcpp-host: 9 passed, 0 failed"
