@@ -19,6 +19,7 @@ use futures_core::Stream;
 use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::PyTuple;
 
 use crate::pyobjects;
 use crate::watch::{lock, open, CoreWatch};
@@ -91,7 +92,11 @@ pub(crate) struct WakeUp {
 
 #[pymethods]
 impl WakeUp {
-    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+    /// Runs on the loop: scheduled by the waker, and as the done callback of the pending
+    /// future, so that a cancelled future is let go at once (it holds the cancelled task's
+    /// traceback, and through it the frame that holds this watch).
+    #[pyo3(signature = (*_future))]
+    fn __call__(&self, py: Python<'_>, _future: &Bound<'_, PyTuple>) -> PyResult<()> {
         self.scheduled.store(false, Ordering::Release);
         let Some(shared) = self.shared.upgrade() else {
             return Ok(());
@@ -238,6 +243,7 @@ impl AsyncWatch {
         }
         let future = event_loop.call_method0("create_future")?;
         let mut replaced = None;
+        let mut wake_up = None;
         let outcome = {
             let mut state = lock(&self.shared.state);
             if let Some(w) = new_waker {
@@ -246,6 +252,7 @@ impl AsyncWatch {
             let outcome = poll(&mut state);
             if outcome.is_pending() {
                 state.pending = Some(future.clone().unbind());
+                wake_up = state.waker.as_ref().map(|(_, w)| w.wake_up.clone_ref(py));
             }
             outcome
         };
@@ -256,7 +263,12 @@ impl AsyncWatch {
                 Ok(future)
             }
             Poll::Ready(None) => Err(PyStopAsyncIteration::new_err(())),
-            Poll::Pending => Ok(future),
+            Poll::Pending => {
+                if let Some(wake_up) = wake_up {
+                    future.call_method1("add_done_callback", (wake_up,))?;
+                }
+                Ok(future)
+            }
         }
     }
 

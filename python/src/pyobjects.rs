@@ -2,8 +2,8 @@
 //! the `ServingStatus` and `SetOutcome` enums and the exception classes, looked up once.
 
 use dubbo_health_core::{Error, ServingStatus, SetOutcome};
-use pyo3::exceptions::PyValueError;
 use pyo3::call::PyCallArgs;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
@@ -80,9 +80,11 @@ pub(crate) fn exception<'py, A: PyCallArgs<'py>>(py: Python<'py>, name: &str, ar
 pub(crate) fn error(py: Python<'_>, err: Error) -> PyErr {
     let message = err.to_string();
     match err {
-        Error::NameTooLong { len } => {
-            exception(py, "NameTooLongError", (message, len, dubbo_health_core::MAX_NAME))
-        }
+        Error::NameTooLong { len } => exception(
+            py,
+            "NameTooLongError",
+            (message, len, dubbo_health_core::MAX_NAME),
+        ),
         Error::Full => exception(py, "RegistryFull", (message,)),
         Error::InvalidStatus => exception(py, "InvalidStatusError", (message,)),
         Error::NotFound => exception(py, "ServiceNotFoundError", (message,)),

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dubbo_health_core::{DefaultRegistry, Error, ServingStatus};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyInt, PyString};
 
 use crate::aio::AsyncWatch;
 use crate::pyobjects;
@@ -23,19 +23,34 @@ pub(crate) struct Registry {
     pub(crate) inner: Arc<DefaultRegistry>,
 }
 
-/// Reads a status argument: a `ServingStatus` member or its wire number.
-fn status_arg(py: Python<'_>, status: i64) -> PyResult<ServingStatus> {
-    let parsed = i32::try_from(status)
+/// Reads a status: a `ServingStatus` member or its wire number (any of the four).
+pub(crate) fn parse_status(py: Python<'_>, status: &Bound<'_, PyAny>) -> PyResult<ServingStatus> {
+    if !status.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "status must be a ServingStatus or an int, not {}",
+            status.get_type().name()?
+        )));
+    }
+    status
+        .extract::<i32>()
         .ok()
-        .and_then(ServingStatus::from_i32);
-    match parsed {
-        Some(ServingStatus::ServiceUnknown) => Err(pyobjects::error(py, Error::InvalidStatus)),
-        Some(s) => Ok(s),
-        None => Err(pyobjects::exception(
-            py,
-            "InvalidStatusError",
-            (format!("{status} is not a serving status (0 UNKNOWN, 1 SERVING, 2 NOT_SERVING)"),),
-        )),
+        .and_then(ServingStatus::from_i32)
+        .ok_or_else(|| {
+            pyobjects::exception(
+                py,
+                "InvalidStatusError",
+                (format!(
+                    "{status} is not a serving status (0 UNKNOWN, 1 SERVING, 2 NOT_SERVING)"
+                ),),
+            )
+        })
+}
+
+/// Reads a status `set` accepts: not SERVICE_UNKNOWN.
+fn status_arg(py: Python<'_>, status: &Bound<'_, PyAny>) -> PyResult<ServingStatus> {
+    match parse_status(py, status)? {
+        ServingStatus::ServiceUnknown => Err(pyobjects::error(py, Error::InvalidStatus)),
+        s => Ok(s),
     }
 }
 
@@ -60,7 +75,12 @@ impl Registry {
     }
 
     /// Sets the status of `name`, registering it if needed.
-    fn set<'py>(&self, py: Python<'py>, name: &str, status: i64) -> PyResult<Bound<'py, PyAny>> {
+    fn set<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        status: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let status = status_arg(py, status)?;
         match self.inner.set(name, status) {
             Ok(outcome) => pyobjects::outcome(py, outcome),
@@ -91,7 +111,9 @@ impl Registry {
 
     /// Forgets `name`; returns whether it was registered.
     fn clear(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
-        self.inner.clear(name).map_err(|err| pyobjects::error(py, err))
+        self.inner
+            .clear(name)
+            .map_err(|err| pyobjects::error(py, err))
     }
 
     /// Every name becomes NOT_SERVING; later `set` calls are ignored until `resume()`.

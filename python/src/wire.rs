@@ -1,6 +1,6 @@
 //! Bytes-level handlers over the core codec, for any Python gRPC server (`dubbo_health.grpcio`).
 
-use dubbo_health_core::{wire, ServingStatus, LIST_LIMIT, MAX_NAME};
+use dubbo_health_core::{wire, LIST_LIMIT, MAX_NAME};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -63,16 +63,10 @@ pub(crate) fn decode_check_request(py: Python<'_>, request: &[u8]) -> PyResult<S
 
 /// The serialized `HealthCheckResponse` for `status` (a `ServingStatus` or its number).
 #[pyfunction]
-pub(crate) fn encode_check_response(py: Python<'_>, status: i64) -> PyResult<Bound<'_, PyBytes>> {
-    let status = i32::try_from(status)
-        .ok()
-        .and_then(ServingStatus::from_i32)
-        .ok_or_else(|| {
-            pyobjects::exception(
-                py,
-                "InvalidStatusError",
-                (format!("{status} is not a serving status"),),
-            )
-        })?;
+pub(crate) fn encode_check_response<'py>(
+    py: Python<'py>,
+    status: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let status = crate::registry::parse_status(py, status)?;
     Ok(PyBytes::new(py, wire::check_response_bytes(status)))
 }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Python bindings: build and lint tools, the gRPC peers the tests talk to, then the wheel
+# itself built from this checkout (`pip install ./python`, as a user would).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-$PWD/.venv/bin/python}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}   # maturin reuses the workspace build
+
+"$PY" -m pip install -q \
+    maturin==1.16.0 \
+    pytest pytest-timeout \
+    grpcio==1.85.3 grpcio-health-checking==1.85.1 protobuf \
+    mypy==2.4.1 ruff==0.17.6 types-grpcio types-protobuf typing-extensions
+
+if [ ! -x "$HOME/go/bin/grpc-health-probe" ]; then
+    go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.61
+fi
+
+"$PY" -m pip install -q ./python
+mkdir -p "$CARGO_TARGET_DIR"
+"$PY" - <<'PYEOF' > "$CARGO_TARGET_DIR/python-installed.stamp"
+import dubbo_health
+print(dubbo_health.__version__)
+PYEOF

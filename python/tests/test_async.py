@@ -1,0 +1,247 @@
+"""The asyncio watch: DESIGN.md's Watch rules, fan-out, cancellation and leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import threading
+import weakref
+
+import pytest
+from conftest import collect, run_async
+
+from dubbo_health import AsyncWatch, Registry, ServingStatus
+
+S = ServingStatus
+
+
+def os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+async def take(watch: AsyncWatch, n: int) -> list[ServingStatus]:
+    out: list[ServingStatus] = []
+    async for status in watch:
+        out.append(status)
+        if len(out) == n:
+            break
+    return out
+
+
+def test_async_for_follows_every_rule(registry: Registry) -> None:
+    async def main() -> None:
+        watch = registry.watch_async("later")
+        assert watch.name == "later"
+        assert await anext_(watch) is S.SERVICE_UNKNOWN
+        registry.set("later", S.SERVING)
+        assert await anext_(watch) is S.SERVING
+        registry.set("later", S.SERVING)  # unchanged: nothing
+        registry.set("later", S.NOT_SERVING)
+        assert await anext_(watch) is S.NOT_SERVING
+        registry.clear("later")
+        assert await anext_(watch) is S.SERVICE_UNKNOWN
+        registry.set("later", S.UNKNOWN)
+        assert await anext_(watch) is S.UNKNOWN
+        registry.shutdown()
+        assert await anext_(watch) is S.NOT_SERVING
+        registry.resume()
+        assert await anext_(watch) is S.SERVING
+        watch.close()
+
+    run_async(main())
+
+
+async def anext_(watch: AsyncWatch) -> ServingStatus:
+    return await asyncio.wait_for(watch.__anext__(), 5)
+
+
+def test_woken_by_a_set_on_the_loop_and_from_another_thread(registry: Registry) -> None:
+    async def main() -> None:
+        watch = registry.watch_async("a")
+        assert await anext_(watch) is S.SERVICE_UNKNOWN
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.02, registry.set, "a", S.SERVING)
+        assert await anext_(watch) is S.SERVING
+        threading.Timer(0.02, registry.set, ("a", S.NOT_SERVING)).start()
+        assert await anext_(watch) is S.NOT_SERVING
+
+    run_async(main())
+
+
+def test_latest_wins_and_no_duplicates(registry: Registry) -> None:
+    async def main() -> None:
+        watch = registry.watch_async("a")
+        assert await anext_(watch) is S.SERVICE_UNKNOWN
+        waiter = asyncio.ensure_future(anext_(watch))
+        await asyncio.sleep(0)
+        for i in range(1000):
+            registry.set("a", S.SERVING if i % 2 else S.NOT_SERVING)
+        registry.set("a", S.UNKNOWN)
+        seen = [await waiter]
+        while seen[-1] is not S.UNKNOWN:
+            seen.append(await anext_(watch))
+        assert len(seen) <= 3
+        assert all(a is not b for a, b in zip(seen, seen[1:]))
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(watch.__anext__(), 0.1)
+
+    run_async(main())
+
+
+def test_close_and_end_watches_stop_async_for(registry: Registry) -> None:
+    async def main() -> None:
+        closed = registry.watch_async("a")
+        ended = registry.watch_async("b")
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, closed.close)
+        loop.call_later(0.05, registry.end_watches)
+        assert await asyncio.wait_for(take(closed, 10), 5) == [S.SERVICE_UNKNOWN]
+        assert await asyncio.wait_for(take(ended, 10), 5) == [S.SERVICE_UNKNOWN]
+        assert closed.closed
+        assert ended.closed
+        assert repr(closed) == 'AsyncWatch("a", closed)'
+        with pytest.raises(StopAsyncIteration):
+            await closed.__anext__()
+
+    run_async(main())
+
+
+def test_close_from_another_thread(registry: Registry) -> None:
+    async def main() -> None:
+        watch = registry.watch_async("a")
+        threading.Timer(0.05, watch.close).start()
+        assert await asyncio.wait_for(take(watch, 10), 5) == [S.SERVICE_UNKNOWN]
+
+    run_async(main())
+
+
+def test_one_anext_at_a_time(registry: Registry) -> None:
+    async def main() -> None:
+        watch = registry.watch_async("a")
+        assert await anext_(watch) is S.SERVICE_UNKNOWN
+        first = watch.__anext__()
+        with pytest.raises(RuntimeError, match="already waiting"):
+            watch.__anext__()
+        registry.set("a", S.SERVING)
+        assert await asyncio.wait_for(first, 5) is S.SERVING
+
+    run_async(main())
+
+
+def test_needs_a_running_loop(registry: Registry) -> None:
+    watch = registry.watch_async("a")
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        watch.__anext__()
+
+
+def test_a_thousand_watchers_see_one_flip_without_threads(registry: Registry) -> None:
+    registry.set("svc", S.SERVING)
+    n = 1000
+
+    async def main() -> None:
+        threads_before = os_threads()
+        ready = 0
+        all_ready = asyncio.Event()
+
+        async def watcher() -> list[ServingStatus]:
+            nonlocal ready
+            seen = []
+            async for status in registry.watch_async("svc"):
+                seen.append(status)
+                if len(seen) == 1:
+                    ready += 1
+                    if ready == n:
+                        all_ready.set()
+                else:
+                    break
+            return seen
+
+        tasks = [asyncio.ensure_future(watcher()) for _ in range(n)]
+        await asyncio.wait_for(all_ready.wait(), 10)
+        await asyncio.sleep(0)
+        assert os_threads() == threads_before  # no thread per watcher
+        registry.set("svc", S.NOT_SERVING)
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        assert results == [[S.SERVING, S.NOT_SERVING]] * n
+
+    run_async(main())
+
+
+def test_cancelled_watchers_are_freed(registry: Registry) -> None:
+    n = 1000
+    refs: list[weakref.ref[AsyncWatch]] = []
+
+    async def main() -> None:
+        async def watcher() -> None:
+            watch = registry.watch_async("svc")
+            refs.append(weakref.ref(watch))
+            async for _ in watch:
+                pass
+
+        tasks = [asyncio.ensure_future(watcher()) for _ in range(n)]
+        await asyncio.sleep(0.05)
+        assert len(refs) == n
+        for task in tasks:
+            task.cancel()
+        # (wait, not gather: an exception raised into this frame would keep every
+        # cancelled frame alive through its traceback until this coroutine ends)
+        await asyncio.wait(tasks, timeout=10)
+        assert all(task.cancelled() for task in tasks)
+        del tasks, task
+        collect()
+        assert [r for r in refs if r() is not None] == []
+        # a change after the cancellation wakes nobody and logs nothing
+        registry.set("svc", S.SERVING)
+        await asyncio.sleep(0.05)
+
+    run_async(main())
+
+
+def test_dropped_watches_leave_nothing_behind(registry: Registry) -> None:
+    """Open and drop thousands of watches, blocking and async, polled or not."""
+    refs: list[weakref.ref[object]] = []
+
+    async def main() -> None:
+        for i in range(2000):
+            watch = registry.watch_async(f"n{i % 7}")
+            refs.append(weakref.ref(watch))
+            if i % 2:
+                assert await anext_(watch) is S.SERVICE_UNKNOWN
+                pending = asyncio.ensure_future(watch.__anext__())
+                await asyncio.sleep(0)
+                pending.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await pending
+                del pending
+            del watch
+        for i in range(2000):
+            blocking = registry.watch(f"n{i % 7}", timeout=0)
+            refs.append(weakref.ref(blocking))
+            if i % 2:
+                assert next(blocking) is S.SERVICE_UNKNOWN
+            del blocking
+
+    gc.disable()
+    try:
+        run_async(main())
+        # Reference counting alone frees them: no cycle is left for the collector.
+        assert [r for r in refs if r() is not None] == []
+    finally:
+        gc.enable()
+    # and the registry still wakes new watchers as before
+    with registry.watch("n1", timeout=5) as watch:
+        assert next(watch) is S.SERVICE_UNKNOWN
+        registry.set("n1", S.SERVING)
+        assert next(watch) is S.SERVING
+
+
+def test_works_across_event_loops(registry: Registry) -> None:
+    watch = registry.watch_async("a")
+    assert run_async(anext_(watch)) is S.SERVICE_UNKNOWN
+
+    async def second() -> ServingStatus:
+        asyncio.get_running_loop().call_later(0.02, registry.set, "a", S.SERVING)
+        return await anext_(watch)
+
+    assert run_async(second()) is S.SERVING
