@@ -25,6 +25,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def plan(quick: bool) -> list[dict]:
         dict(key="check 4x64", mode="check", connections=4, in_flight=64, **unary),
     ]
     if not quick:
+        runs.append(dict(key="check 4x64 h2load", mode="h2load", connections=4, in_flight=64, warmup=0, duration=5.0))
         runs.append(dict(key="list 4x64", mode="list", connections=4, in_flight=64, warmup=0.5, duration=3.0))
     for w in w_sizes:
         runs.append(dict(key=f"watch {w}", mode="watch-fanout", watchers=w, connections=max(1, w // 100), rounds=rounds))
@@ -64,9 +66,21 @@ def plan(quick: bool) -> list[dict]:
     return runs
 
 
-def loadgen_cmd(loadgen: str, run: dict, server_cmd: list[str], label: str) -> list[str]:
-    cmd = ["taskset", "-c", CLIENT_CORE, loadgen, run["mode"], "--label", label]
-    if run["mode"] in ("check", "list"):
+def grpc_check_body(path: Path) -> Path:
+    """A length-prefixed gRPC HealthCheckRequest{service: CHECKED}, for h2load's -d."""
+    msg = bytes([0x0A, len(CHECKED)]) + CHECKED.encode()
+    path.write_bytes(b"\x00" + len(msg).to_bytes(4, "big") + msg)
+    return path
+
+
+def loadgen_cmd(loadgen: str, run: dict, server_cmd: list[str], label: str, body: Path | None = None) -> list[str]:
+    mode = "external" if run["mode"] == "h2load" else run["mode"]
+    cmd = ["taskset", "-c", CLIENT_CORE, loadgen, mode, "--label", label]
+    if run["mode"] == "h2load":
+        cmd += ["--cmd", f"h2load -t 1 -c {run['connections']} -m {run['in_flight']} -D {run['duration']:g} "
+                f"-d {body} -H content-type:application/grpc -H te:trailers "
+                "http://{addr}/grpc.health.v1.Health/Check"]
+    elif run["mode"] in ("check", "list"):
         cmd += ["-c", str(run["connections"]), "-n", str(run["in_flight"]),
                 "--warmup", str(run["warmup"]), "--duration", str(run["duration"])]
         if run["mode"] == "check":
@@ -85,12 +99,47 @@ def run_once(cmd: list[str], env: dict, timeout: float) -> dict:
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         return {"failed": True, "error": tail or f"exit {proc.returncode}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    if res.get("mode") == "external":
+        res = parse_h2load(res)
+    return res
+
+
+def parse_h2load(res: dict) -> dict:
+    """Throughput, latency and server CPU per request out of h2load's report."""
+    out = res.get("stdout", "")
+    if res.get("exit_code") != 0:
+        return {"failed": True, "error": f"h2load exit {res.get('exit_code')}: {res.get('stderr', '')[-200:]}"}
+    done = ok = 0
+    secs = None
+    for line in out.splitlines():
+        words = line.replace(",", " ").split()
+        if line.startswith("finished in"):
+            secs = float(words[2].rstrip("s"))
+        elif line.startswith("requests:"):
+            done = int(words[words.index("done") - 1])
+        elif line.startswith("status codes:"):
+            ok = int(words[2])
+        elif line.startswith("time for request:"):
+            # min max mean sd — h2load prints no percentiles; keep the mean.
+            val = words[5]
+            res["mean_us"] = float(val[:-2]) * 1000 if val.endswith("ms") else float(val[:-2]) if val.endswith("us") else None
+    if not done or not secs:
+        return {"failed": True, "error": "cannot read h2load's report"}
+    res["ok"] = ok
+    res["errors"] = done - ok
+    res["throughput"] = ok / secs
+    cpu = res.get("server_cpu_s")
+    res["server_cpu_per_op_us"] = cpu * 1e6 / ok if cpu is not None and ok else None
+    res["server_cpu_util"] = cpu / res["wall_s"] if cpu is not None else None
+    res.pop("stdout", None)
+    return res
 
 
 METRICS = {
     # name: (json key, better, unit, format)
     "throughput": ("throughput", "high", "req/s", "{:,.0f}"),
+    "mean": ("mean_us", "low", "µs", "{:,.0f}"),
     "p50": ("p50_us", "low", "µs", "{:,.0f}"),
     "p99": ("p99_us", "low", "µs", "{:,.0f}"),
     "p99.9": ("p999_us", "low", "µs", "{:,.0f}"),
@@ -103,6 +152,7 @@ METRICS = {
     "open all": ("open_s", "low", "s", "{:.2f}"),
 }
 UNARY_METRICS = ["throughput", "p50", "p99", "p99.9", "CPU/op", "server CPU"]
+H2LOAD_METRICS = ["throughput", "mean", "CPU/op", "server CPU"]
 FANOUT_METRICS = ["delivery (last)", "delivery (first)", "CPU/watcher/flip", "memory/watcher", "open all"]
 
 
@@ -175,8 +225,11 @@ def write_markdown(path: Path, runs: list[dict], table: dict, servers: list[str]
 
     for run in runs:
         key = run["key"]
-        metrics = UNARY_METRICS if run["mode"] in ("check", "list") else FANOUT_METRICS
-        if run["mode"] == "watch-fanout":
+        metrics = {"watch-fanout": FANOUT_METRICS, "h2load": H2LOAD_METRICS}.get(run["mode"], UNARY_METRICS)
+        if run["mode"] == "h2load":
+            params = (f"h2load, one thread, {run['connections']} conn × {run['in_flight']} in flight, "
+                      f"{run['duration']:.0f} s; drives the servers harder than the tonic client")
+        elif run["mode"] == "watch-fanout":
             params = f"{run['watchers']:,} watchers on {run['connections']:,} connections, {run['rounds']} flips"
         else:
             params = f"{run['connections']} conn × {run['in_flight']} in flight, {run['duration']:.0f} s after {run['warmup']} s warm-up"
@@ -224,7 +277,7 @@ def write_plot(path: Path, runs: list[dict], table: dict, servers: list[str]) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.8))
     fan = [r for r in runs if r["mode"] == "watch-fanout"]
     for s in servers:
         xs, ys, ms = [], [], []
@@ -249,20 +302,25 @@ def write_plot(path: Path, runs: list[dict], table: dict, servers: list[str]) ->
     axes[1].set_ylabel("KiB")
     for ax in axes[:2]:
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
         ax.set_ylim(bottom=0)
 
-    checks = [r for r in runs if r["mode"] == "check"]
-    width = 0.8 / max(1, len(servers))
-    for i, s in enumerate(servers):
-        vals = [med(table.get((s, r["key"]), []), "throughput") or 0 for r in checks]
-        pos = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(checks))]
-        axes[2].bar(pos, vals, width, label=s)
-    axes[2].set_xticks(range(len(checks)), [r["key"] for r in checks])
-    axes[2].set_title("Check throughput (client on one core)")
-    axes[2].set_ylabel("requests/s")
-    axes[2].grid(axis="y", alpha=0.3)
-    axes[2].legend()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    panels = [(axes[2], ["check 1x1"]), (axes[3], [r["key"] for r in runs if r["mode"] in ("check", "h2load") and r["key"] != "check 1x1"])]
+    for ax, keys in panels:
+        keys = [k for k in keys if any((s, k) in table for s in servers)]
+        width = 0.8 / max(1, len(servers))
+        for i, s in enumerate(servers):
+            vals = [med(table.get((s, k), []), "throughput") or 0 for k in keys]
+            pos = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(keys))]
+            bars = ax.bar(pos, vals, width, label=s, color=colors[i % len(colors)])
+            ax.bar_label(bars, labels=[f"{v / 1000:.1f}k" for v in vals], fontsize=7)
+        ax.set_xticks(range(len(keys)), keys)
+        ax.set_title("Check throughput")
+        ax.set_ylabel("requests/s")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -291,6 +349,8 @@ def main() -> int:
         cmds[name] = shlex.split(cmd)
     env = dict(os.environ, GOMAXPROCS="1")
 
+    Path(args.md).parent.mkdir(parents=True, exist_ok=True)
+    body = grpc_check_body(Path(tempfile.gettempdir()) / "dh-bench-check-request.bin")
     runs = plan(args.quick)
     if args.only:
         keys = set(args.only.split(","))
@@ -305,7 +365,7 @@ def main() -> int:
             for s in servers:
                 if run.get("only") and run["only"] != s:
                     continue
-                cmd = loadgen_cmd(args.loadgen, run, cmds[s], s)
+                cmd = loadgen_cmd(args.loadgen, run, cmds[s], s, body)
                 timeout = 600 if run["mode"] == "watch-fanout" else 120
                 t0 = time.monotonic()
                 try:
@@ -316,9 +376,9 @@ def main() -> int:
                     res = {"failed": True, "error": f"bad loadgen output: {e}"}
                 table.setdefault((s, run["key"]), []).append(res)
                 raw.append(dict(server=s, run=run["key"], repeat=rep, cmd=cmd, result=res))
-                brief = ("FAILED " + res["error"].splitlines()[-1]) if res.get("failed") else ", ".join(
-                    f"{m}={fmt(m, res.get(METRICS[m][0]))}" for m in
-                    (UNARY_METRICS[:5] if run["mode"] != "watch-fanout" else FANOUT_METRICS[:4]))
+                shown = {"watch-fanout": FANOUT_METRICS[:4], "h2load": H2LOAD_METRICS}.get(run["mode"], UNARY_METRICS[:5])
+                brief = ("FAILED " + (res["error"].splitlines() or ["?"])[-1]) if res.get("failed") else ", ".join(
+                    f"{m}={fmt(m, res.get(METRICS[m][0]))}" for m in shown)
                 print(f"[{rep + 1}/{args.repeats}] {run['key']:<14} {s:<14} {time.monotonic() - t0:5.1f}s  {brief}",
                       flush=True)
     elapsed = time.monotonic() - t_start

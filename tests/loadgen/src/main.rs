@@ -9,6 +9,8 @@
 //! - `watch-fanout`: W `Watch` streams over K connections (W/100 by default); waits for every
 //!   first message, then flips the watched name from outside (a `set NAME STATUS` line on the
 //!   server's stdin) and times until every watcher has the new status, for several rounds.
+//! - `external`: runs another client (`h2load`) against the server and reports the server's
+//!   CPU time over that run.
 //!
 //! The server is either started by `dh-loadgen` (the command after `--`: its stdin takes the
 //! control lines, and it must print `listening ADDR` on stderr or stdout), or already running
@@ -52,6 +54,18 @@ enum Mode {
     List(UnaryArgs),
     /// W Watch streams; flip the watched name and time the delivery to every watcher.
     WatchFanout(FanoutArgs),
+    /// Run another client (e.g. h2load) against the server: `{addr}` in --cmd is replaced by
+    /// HOST:PORT; reports the server's CPU time over the run and the command's output.
+    External(ExternalArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExternalArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Client command line, split on whitespace; `{addr}` becomes the server's HOST:PORT.
+    #[arg(long)]
+    cmd: String,
 }
 
 #[derive(Args, Debug)]
@@ -688,17 +702,51 @@ async fn run_fanout(a: &FanoutArgs, server: &mut Server) -> Result<Value> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// external
+
+async fn run_external(a: &ExternalArgs, server: &mut Server) -> Result<Value> {
+    let words: Vec<String> = a
+        .cmd
+        .split_whitespace()
+        .map(|w| w.replace("{addr}", &server.addr.to_string()))
+        .collect();
+    let (program, args) = words.split_first().ok_or("--cmd is empty")?;
+    let (cpu0, rss0) = (server.cpu_ns(), server.rss());
+    let t0 = Instant::now();
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let wall = t0.elapsed().as_secs_f64();
+    let (cpu1, rss1) = (server.cpu_ns(), server.rss());
+    Ok(json!({
+        "mode": "external",
+        "exit_code": out.status.code(),
+        "stdout": String::from_utf8_lossy(&out.stdout),
+        "stderr": String::from_utf8_lossy(&out.stderr),
+        "wall_s": wall,
+        "server_cpu_s": cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a) as f64 / 1e9),
+        "server_rss_before": rss0,
+        "server_rss_after": rss1,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async fn run(cli: Cli) -> Result<Value> {
     let target = match &cli.mode {
         Mode::Check(a) | Mode::List(a) => &a.target,
         Mode::WatchFanout(a) => &a.target,
+        Mode::External(a) => &a.target,
     };
     let mut server = Server::start(target).await?;
     let result = match &cli.mode {
         Mode::Check(a) => run_unary(Unary::Check, a, &mut server).await,
         Mode::List(a) => run_unary(Unary::List, a, &mut server).await,
         Mode::WatchFanout(a) => run_fanout(a, &mut server).await,
+        Mode::External(a) => run_external(a, &mut server).await,
     };
     server.stop().await;
     let mut value = result?;
@@ -712,6 +760,7 @@ fn main() -> ExitCode {
     let threads = match &cli.mode {
         Mode::Check(a) | Mode::List(a) => a.target.threads,
         Mode::WatchFanout(a) => a.target.threads,
+        Mode::External(a) => a.target.threads,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
