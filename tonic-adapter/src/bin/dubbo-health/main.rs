@@ -172,12 +172,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Check(args) => runtime.block_on(client::check(args)),
         Command::Watch(args) => runtime.block_on(client::watch(args)),
         Command::List(args) => runtime.block_on(client::list(args)),
-    }
+    };
+    // A blocking stdin read (--control-stdin) cannot be interrupted; do not wait for it.
+    runtime.shutdown_background();
+    code
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
