@@ -1,0 +1,34 @@
+# tonic adapter, standalone server and the dubbo-health CLI (tonic-adapter/), checked against
+# real peers: grpc-health-probe and grpc-go (tests/go/). Its Rust tests run in test-rust.
+
+TEST_TARGETS += test-tonic
+
+.PHONY: test-tonic build-tonic demo
+
+DUBBO_HEALTH_BIN := $(CARGO_TARGET_DIR)/debug/dubbo-health
+GREETER_HOST_BIN := $(CARGO_TARGET_DIR)/debug/examples/greeter_host
+GREETER := org.apache.dubbogo.samples.api.Greeter
+
+build-tonic:
+	$(CARGO) build -p dubbo-health-tonic --locked --bin dubbo-health --example greeter_host
+
+# grpc-go Check/Watch/List and client-side health checking, grpc-health-probe exit codes
+# (and `dubbo-health check` giving the same ones), the greeter_host example. A missing
+# grpc-health-probe or Go toolchain fails here.
+test-tonic: build-tonic
+	command -v grpc-health-probe >/dev/null || { echo "grpc-health-probe missing: run ci/install-20-tonic.sh" >&2; exit 1; }
+	cd tests/go && DUBBO_HEALTH_BIN=$(DUBBO_HEALTH_BIN) GREETER_HOST_BIN=$(GREETER_HOST_BIN) \
+		go test -count=1 -timeout 300s -v ./...
+
+# The README's first command: a health server on 127.0.0.1:20000 to probe by hand.
+demo:
+	$(CARGO) build -p dubbo-health-tonic --bin dubbo-health
+	@echo
+	@echo "dubbo-health is serving grpc.health.v1.Health on 127.0.0.1:20000 (\"\" and $(GREETER) SERVING)."
+	@echo "Try, in another terminal:"
+	@echo "    grpc-health-probe -addr=127.0.0.1:20000 -service $(GREETER)"
+	@echo "    $(DUBBO_HEALTH_BIN) check -addr=127.0.0.1:20000 -service $(GREETER)"
+	@echo "    $(DUBBO_HEALTH_BIN) watch --addr 127.0.0.1:20000 --service $(GREETER)"
+	@echo "Type here: set $(GREETER) NOT_SERVING | toggle NAME | clear NAME | shutdown | resume  (Ctrl-C drains and stops)"
+	@echo
+	$(DUBBO_HEALTH_BIN) serve --addr 127.0.0.1:20000 --set '""=SERVING' --set $(GREETER)=SERVING --control-stdin

@@ -1,0 +1,150 @@
+//! A host serving its own `org.apache.dubbogo.samples.api.Greeter` plus
+//! `grpc.health.v1.Health` on one port, flipping the Greeter's health every few seconds (as
+//! a host would while it reloads or drains).
+//!
+//! ```text
+//! cargo run -p dubbo-health-tonic --example greeter_host -- --addr 127.0.0.1:20000
+//! grpc-health-probe -addr=127.0.0.1:20000 -service org.apache.dubbogo.samples.api.Greeter
+//! ```
+//!
+//! While the Greeter is NOT_SERVING its `SayHello` answers UNAVAILABLE.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use clap::Parser;
+use dubbo_health_core::{DefaultRegistry, ServingStatus};
+use dubbo_health_tonic::HealthService;
+use tonic::{
+    server::{Grpc, NamedService, UnaryService},
+    Request, Response, Status,
+};
+
+const GREETER: &str = "org.apache.dubbogo.samples.api.Greeter";
+
+static HEALTH: DefaultRegistry = DefaultRegistry::new();
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    addr: std::net::SocketAddr,
+    /// Seconds between Greeter health flips.
+    #[arg(long, default_value_t = 5.0)]
+    flip_every: f64,
+    /// Stop after this many flips (default: run until interrupted).
+    #[arg(long)]
+    flips: Option<u64>,
+}
+
+/// `HelloRequest { string name = 1; }`
+#[derive(Clone, PartialEq, prost::Message)]
+struct HelloRequest {
+    #[prost(string, tag = "1")]
+    name: String,
+}
+
+/// `HelloReply { string message = 1; }`
+#[derive(Clone, PartialEq, prost::Message)]
+struct HelloReply {
+    #[prost(string, tag = "1")]
+    message: String,
+}
+
+/// The host's own service: one unary method, `SayHello`.
+#[derive(Clone, Debug)]
+struct Greeter;
+
+impl NamedService for Greeter {
+    const NAME: &'static str = GREETER;
+}
+
+impl UnaryService<HelloRequest> for Greeter {
+    type Response = HelloReply;
+    type Future = std::future::Ready<Result<Response<HelloReply>, Status>>;
+
+    fn call(&mut self, request: Request<HelloRequest>) -> Self::Future {
+        std::future::ready(if HEALTH.get(GREETER) == Some(ServingStatus::Serving) {
+            Ok(Response::new(HelloReply {
+                message: format!("Hello {}", request.get_ref().name),
+            }))
+        } else {
+            Err(Status::unavailable("Greeter is not serving"))
+        })
+    }
+}
+
+impl<B> tower_service::Service<http::Request<B>> for Greeter
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        Box::pin(async move {
+            if req.uri().path() == "/org.apache.dubbogo.samples.api.Greeter/SayHello" {
+                let mut grpc = Grpc::new(tonic_prost::ProstCodec::default());
+                Ok(grpc.unary(Greeter, req).await)
+            } else {
+                Ok(Status::unimplemented("unknown method").into_http())
+            }
+        })
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    HEALTH.set(GREETER, ServingStatus::Serving)?;
+
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let addr = listener.local_addr()?;
+    println!("listening {addr}");
+    println!("try: grpc-health-probe -addr={addr} -service {GREETER}");
+
+    let flip_every = Duration::try_from_secs_f64(args.flip_every)?;
+    let flips = args.flips;
+    let flipper = async move {
+        let mut done = 0;
+        while flips.is_none_or(|n| done < n) {
+            tokio::time::sleep(flip_every).await;
+            let next = match HEALTH.get(GREETER) {
+                Some(ServingStatus::Serving) => ServingStatus::NotServing,
+                _ => ServingStatus::Serving,
+            };
+            HEALTH.set(GREETER, next).ok();
+            println!("{GREETER} is now {next}");
+            done += 1;
+        }
+    };
+
+    dubbo_health_tonic::server_builder()
+        .add_service(HealthService::new(&HEALTH).server())
+        .add_service(Greeter)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                tokio::select! {
+                    () = flipper => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                // Drain: every watcher hears NOT_SERVING, Watch streams end, then stop.
+                HEALTH.shutdown();
+                HEALTH.end_watches();
+            },
+        )
+        .await?;
+    Ok(())
+}
