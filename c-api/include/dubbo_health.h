@@ -474,6 +474,10 @@ dh_result dh_list(const dh_registry *reg, dh_list_callback callback, void *userd
 // `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
 // `DH_OK` the port is bound and accepting. The server keeps the registry alive.
 //
+// If SIGPIPE is at its default disposition (terminate the process), this sets it to
+// ignored, as Rust programs do: otherwise a client hanging up could kill the host. A
+// SIGPIPE handler the host installed is left alone.
+//
 // On success the caller owns `*srv_out`: stop it with `dh_server_stop` and free it with
 // `dh_server_free`.
 //
@@ -510,6 +514,7 @@ dh_result dh_server_local_port(const dh_server *srv, uint16_t *port_out);
 //
 // # Errors
 // * `DH_INVALID_STATE`: the server was already stopped.
+// * `DH_IO`: the server had failed (the message says why); it is stopped now.
 // * `DH_NULL_PARAMETER`: `srv` is NULL.
 //
 // # Safety
@@ -518,8 +523,8 @@ dh_result dh_server_local_port(const dh_server *srv, uint16_t *port_out);
 // Thread-safe; blocks for up to about `grace_ms` milliseconds.
 dh_result dh_server_stop(const dh_server *srv, uint32_t grace_ms);
 
-// Frees a server handle, first stopping the server (with no grace period) if
-// `dh_server_stop` was not called. NULL is a no-op.
+// Frees a server handle. If `dh_server_stop` was not called, the server is stopped at
+// once: connections close without a grace period. NULL is a no-op.
 //
 // # Safety
 // `srv` is NULL or a live handle that no other thread is using; do not call this twice
@@ -607,9 +612,11 @@ dh_result dh_watch_fd(const dh_watch *w, int *fd_out);
 // server thread), never twice at the same time for one watch, and never after
 // `dh_watch_set_callback(w, NULL, ..)` or `dh_watch_free` has returned.
 //
-// Inside the callback you may call `dh_watch_try_next` on this watch and any function on
-// other handles; you must not call `dh_watch_set_callback`, `dh_watch_free`, or a
-// blocking `dh_watch_next` on this watch.
+// Inside the callback you may call `dh_watch_try_next` and `dh_watch_close` on this watch
+// and any function on other handles (a wake the callback causes on its own watch makes it
+// run once more after it returns, never recursively). You must not call
+// `dh_watch_set_callback` or `dh_watch_free` on this watch from inside its callback, nor
+// block in `dh_watch_next` there.
 //
 // # Errors
 // `DH_NULL_PARAMETER` if `w` is NULL.

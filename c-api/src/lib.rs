@@ -16,11 +16,11 @@
 //!
 //! # Conventions
 //!
-//! Every function returns a [`dh_result`](error::dh_result): [`DH_OK`](error::DH_OK) (0)
+//! Every function returns a [`dh_result`]: [`DH_OK`] (0)
 //! or a negative, named error code; outputs are written through pointers and only on
 //! success. `dh_last_error_message` gives the text of the calling thread's last error.
-//! A NULL pointer where one is required is [`DH_NULL_PARAMETER`](error::DH_NULL_PARAMETER);
-//! a panic never unwinds into C, it becomes [`DH_PANIC`](error::DH_PANIC).
+//! A NULL pointer where one is required is [`DH_NULL_PARAMETER`];
+//! a panic never unwinds into C, it becomes [`DH_PANIC`].
 //! Names are `(const uint8_t *ptr, size_t len)` of UTF-8, no NUL terminator needed; a
 //! zero `len` may come with a NULL `ptr`.
 //!

@@ -47,6 +47,7 @@ mod backend {
         addr: SocketAddr,
         registry: Arc<DefaultRegistry>,
     ) -> Result<(Running, SocketAddr), Failure> {
+        super::ignore_sigpipe();
         let server = dubbo_health_tonic::Standalone::start(addr, registry).map_err(|e| {
             Failure::new(crate::error::DH_IO, format!("cannot serve on {addr}: {e}"))
         })?;
@@ -54,10 +55,37 @@ mod backend {
         Ok((server, local))
     }
 
-    pub(super) fn stop(server: Running, grace: Duration) {
-        server.stop(grace);
+    pub(super) fn stop(server: Running, grace: Duration) -> Result<(), Failure> {
+        server
+            .stop(grace)
+            .map_err(|e| Failure::new(crate::error::DH_IO, format!("the server failed: {e}")))
+    }
+
+    pub(super) fn force_stop(server: Running) {
+        // Dropping without `stop` closes everything at once, without draining the registry.
+        drop(server);
     }
 }
+
+/// Sets SIGPIPE to "ignore" if it is at its default ("terminate"), as every Rust program
+/// does at start-up: the server writes to sockets with `writev`, and a client that hangs
+/// up would otherwise kill the host process. A handler the host installed is left alone.
+#[cfg(all(feature = "server", unix))]
+fn ignore_sigpipe() {
+    // Safety: `sigaction` with a NULL new action only reads the current one into `old`,
+    // a zeroed, valid `sigaction` struct; `signal` with SIG_IGN installs no code.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_DFL
+        {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+    }
+}
+
+#[cfg(all(feature = "server", not(unix)))]
+fn ignore_sigpipe() {}
 
 #[cfg(not(feature = "server"))]
 mod backend {
@@ -76,7 +104,11 @@ mod backend {
         ))
     }
 
-    pub(super) fn stop(server: Running, _: Duration) {
+    pub(super) fn stop(server: Running, _: Duration) -> Result<(), Failure> {
+        match server {}
+    }
+
+    pub(super) fn force_stop(server: Running) {
         match server {}
     }
 }
@@ -86,6 +118,10 @@ mod backend {
 /// `addr` is a NUL-terminated `"IP:PORT"` string, e.g. `"127.0.0.1:50051"` or
 /// `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
 /// `DH_OK` the port is bound and accepting. The server keeps the registry alive.
+///
+/// If SIGPIPE is at its default disposition (terminate the process), this sets it to
+/// ignored, as Rust programs do: otherwise a client hanging up could kill the host. A
+/// SIGPIPE handler the host installed is left alone.
 ///
 /// On success the caller owns `*srv_out`: stop it with `dh_server_stop` and free it with
 /// `dh_server_free`.
@@ -159,6 +195,7 @@ pub unsafe extern "C" fn dh_server_local_port(
 ///
 /// # Errors
 /// * `DH_INVALID_STATE`: the server was already stopped.
+/// * `DH_IO`: the server had failed (the message says why); it is stopped now.
 /// * `DH_NULL_PARAMETER`: `srv` is NULL.
 ///
 /// # Safety
@@ -176,13 +213,12 @@ pub unsafe extern "C" fn dh_server_stop(srv: *const dh_server, grace_ms: u32) ->
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
             .ok_or_else(|| Failure::new(DH_INVALID_STATE, "the server is already stopped"))?;
-        backend::stop(running, Duration::from_millis(u64::from(grace_ms)));
-        Ok(())
+        backend::stop(running, Duration::from_millis(u64::from(grace_ms)))
     }
 }
 
-/// Frees a server handle, first stopping the server (with no grace period) if
-/// `dh_server_stop` was not called. NULL is a no-op.
+/// Frees a server handle. If `dh_server_stop` was not called, the server is stopped at
+/// once: connections close without a grace period. NULL is a no-op.
 ///
 /// # Safety
 /// `srv` is NULL or a live handle that no other thread is using; do not call this twice
@@ -194,7 +230,7 @@ pub unsafe extern "C" fn dh_server_free(srv: *mut dh_server) {
         if let Some(server) = unsafe { dh_server::take(srv) } {
             let running = server.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             if let Some(running) = running {
-                backend::stop(running, Duration::ZERO);
+                backend::force_stop(running);
             }
         }
     }

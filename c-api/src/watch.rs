@@ -4,7 +4,7 @@
 //! # Implementation Notes
 //!
 //! A `dh_watch` owns one core [`Watch`] stream (boxed, since it is `!Unpin`) over an
-//! `Arc` of the registry, and polls it with its own [`Waker`]: a [`Signal`] that, when
+//! `Arc` of the registry, and polls it with its own [`Waker`]: a `Signal` that, when
 //! woken, bumps an epoch under a mutex and notifies a condition variable (the blocking
 //! form parks on it), writes the eventfd if one was asked for, and calls the callback if
 //! one is installed. The status itself is only ever read from the core stream; the
@@ -511,9 +511,11 @@ pub unsafe extern "C" fn dh_watch_fd(w: *const dh_watch, fd_out: *mut c_int) -> 
 /// server thread), never twice at the same time for one watch, and never after
 /// `dh_watch_set_callback(w, NULL, ..)` or `dh_watch_free` has returned.
 ///
-/// Inside the callback you may call `dh_watch_try_next` on this watch and any function on
-/// other handles; you must not call `dh_watch_set_callback`, `dh_watch_free`, or a
-/// blocking `dh_watch_next` on this watch.
+/// Inside the callback you may call `dh_watch_try_next` and `dh_watch_close` on this watch
+/// and any function on other handles (a wake the callback causes on its own watch makes it
+/// run once more after it returns, never recursively). You must not call
+/// `dh_watch_set_callback` or `dh_watch_free` on this watch from inside its callback, nor
+/// block in `dh_watch_next` there.
 ///
 /// # Errors
 /// `DH_NULL_PARAMETER` if `w` is NULL.
