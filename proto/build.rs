@@ -18,6 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .compile_fds(fds.clone())?;
-    std::fs::write(out.join("health_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    std::fs::write(
+        out.join("health_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
     Ok(())
 }
