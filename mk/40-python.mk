@@ -18,7 +18,7 @@ python-install: $(PY_STAMP)
 
 python-lint: $(PY_STAMP)
 	cd python && $(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .
-	cd python && $(PYTHON) -m mypy tests examples dubbo_health/grpcio.py dubbo_health/wire.py
+	cd python && $(PYTHON) -m mypy tests examples dubbo_health
 	cd /tmp && $(PYTHON) -m mypy.stubtest dubbo_health._native
 
 # The pytest script (not `python -m`, which puts the cwd on sys.path) so that

@@ -20,6 +20,17 @@ True
 
 from __future__ import annotations
 
+from ._native import (
+    DEFAULT_CAPACITY,
+    LIST_LIMIT,
+    MAX_NAME,
+    AsyncWatch,
+    Registry,
+    Server,
+    Watch,
+    __version__,
+    serve,
+)
 from ._types import (
     HealthError,
     InvalidStatusError,
@@ -29,15 +40,6 @@ from ._types import (
     ServiceNotFoundError,
     ServingStatus,
     SetOutcome,
-)
-from ._native import (
-    DEFAULT_CAPACITY,
-    LIST_LIMIT,
-    MAX_NAME,
-    AsyncWatch,
-    Registry,
-    Watch,
-    __version__,
 )
 
 __all__ = [

@@ -1,12 +1,25 @@
-"""Type stubs for the native extension module (checked by ``python -m mypy.stubtest``)."""
-
-from types import TracebackType
 from collections.abc import Awaitable
 from typing import final
 
 from typing_extensions import Self
 
 from ._types import ServingStatus, SetOutcome
+
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "LIST_LIMIT",
+    "MAX_NAME",
+    "AsyncWatch",
+    "Registry",
+    "Server",
+    "Watch",
+    "__version__",
+    "decode_check_request",
+    "encode_check_response",
+    "handle_check",
+    "handle_list",
+    "serve",
+]
 
 __version__: str
 MAX_NAME: int
@@ -15,13 +28,11 @@ DEFAULT_CAPACITY: int
 
 @final
 class Registry:
-    """A health registry: service name -> serving status, shared by every thread."""
-
     def __new__(cls) -> Self: ...
     def set(self, name: str, status: int) -> SetOutcome: ...
     def get(self, name: str) -> ServingStatus | None: ...
     def check(self, name: str) -> ServingStatus: ...
-    def __getitem__(self, name: str) -> ServingStatus: ...
+    def __getitem__(self, key: str, /) -> ServingStatus: ...
     def clear(self, name: str) -> bool: ...
     def shutdown(self) -> None: ...
     def resume(self) -> None: ...
@@ -34,12 +45,10 @@ class Registry:
     def watch(self, name: str, timeout: float | None = None) -> Watch: ...
     def watch_async(self, name: str) -> AsyncWatch: ...
     def __len__(self) -> int: ...
-    def __contains__(self, name: object) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
 
 @final
 class Watch:
-    """A blocking iterator over the statuses of one name."""
-
     @property
     def name(self) -> str: ...
     @property
@@ -50,13 +59,11 @@ class Watch:
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
-        *_args: type[BaseException] | BaseException | TracebackType | None,
+        *_args: object,
     ) -> bool: ...
 
 @final
 class AsyncWatch:
-    """An asyncio iterator over the statuses of one name."""
-
     @property
     def name(self) -> str: ...
     @property
@@ -67,8 +74,6 @@ class AsyncWatch:
 
 @final
 class Server:
-    """A running ``grpc.health.v1.Health`` server (see :func:`serve`)."""
-
     @property
     def port(self) -> int: ...
     @property
@@ -79,7 +84,7 @@ class Server:
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
-        *_args: type[BaseException] | BaseException | TracebackType | None,
+        *_args: object,
     ) -> bool: ...
 
 def serve(registry: Registry, address: str) -> Server: ...

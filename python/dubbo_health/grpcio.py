@@ -59,7 +59,7 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-def _sync_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler]:
+def _sync_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
     def abort(context: grpc.ServicerContext, err: RpcError) -> NoReturn:
         context.abort(_status_code(err.code), err.message)
         raise AssertionError("context.abort returned")  # pragma: no cover
@@ -101,7 +101,7 @@ def _sync_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler]:
     }
 
 
-def _aio_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler]:
+def _aio_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
     async def abort(context: grpc.aio.ServicerContext[bytes, bytes], err: RpcError) -> NoReturn:
         await context.abort(_status_code(err.code), err.message)
         raise AssertionError("context.abort returned")  # pragma: no cover

@@ -9,7 +9,7 @@
 //! - Every class is `frozen`: the core registry synchronizes itself, and the little mutable
 //!   state a watch iterator has sits behind a [`std::sync::Mutex`].
 //! - Statuses cross the boundary as the members of the Python `ServingStatus` enum, looked up
-//!   once per interpreter ([`pyobjects`]).
+//!   once per interpreter (module `pyobjects`).
 //! - Blocking watches wait with the GIL released on a condition variable that the core's
 //!   [`Waker`](std::task::Waker) signals; asyncio watches are woken through
 //!   `loop.call_soon_threadsafe`, so neither needs a thread or a second runtime.
@@ -17,7 +17,7 @@
 mod aio;
 mod pyobjects;
 mod registry;
-// TMP mod server;
+mod server;
 mod watch;
 mod wire;
 
@@ -30,8 +30,8 @@ mod _native {
     use crate::aio::AsyncWatch;
     #[pymodule_export]
     use crate::registry::Registry;
-    // TMP #[pymodule_export]
-    // TMP use crate::server::{serve, Server};
+    #[pymodule_export]
+    use crate::server::{serve, Server};
     #[pymodule_export]
     use crate::watch::Watch;
     #[pymodule_export]

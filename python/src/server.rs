@@ -33,7 +33,9 @@ pub(crate) fn serve(py: Python<'_>, registry: &Registry, address: &str) -> PyRes
             .to_socket_addrs()
             .map_err(|err| PyValueError::new_err(format!("bad address {address:?}: {err}")))?
             .next()
-            .ok_or_else(|| PyValueError::new_err(format!("address {address:?} resolves to nothing")))?;
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("address {address:?} resolves to nothing"))
+            })?;
         Ok(Standalone::start(addr, registry)?)
     })?;
     Ok(Server {
@@ -43,10 +45,28 @@ pub(crate) fn serve(py: Python<'_>, registry: &Registry, address: &str) -> PyRes
 }
 
 impl Server {
-    fn stop_with(&self, py: Python<'_>, grace: Duration) {
+    fn stop_with(&self, py: Python<'_>, grace: Duration) -> PyResult<()> {
         let running = lock(&self.running).take();
+        match running {
+            // Draining wakes watchers, and asyncio ones need the GIL to be woken.
+            Some(standalone) => Ok(py.detach(move || standalone.stop(grace))?),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let running = self
+            .running
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(standalone) = running {
-            py.detach(move || standalone.stop(grace));
+            // Dropped without stop(): stop at once, without draining the registry, and
+            // without holding the GIL while the server thread winds down.
+            // (Past interpreter shutdown the closure is dropped unrun: same effect.)
+            let _ = Python::try_attach(|py| py.detach(|| drop(standalone)));
         }
     }
 }
@@ -73,11 +93,10 @@ impl Server {
 
     /// Drains and stops the server: every name becomes NOT_SERVING (the registry is shut
     /// down), open watches end, and the port closes within `grace` seconds.
-    #[pyo3(signature = (grace = DEFAULT_GRACE))]
+    #[pyo3(signature = (grace = 5.0))]
     fn stop(&self, py: Python<'_>, grace: f64) -> PyResult<()> {
         let grace = timeout_arg(Some(grace))?.unwrap_or_default();
-        self.stop_with(py, grace);
-        Ok(())
+        self.stop_with(py, grace)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -85,9 +104,9 @@ impl Server {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
-        self.stop_with(py, Duration::from_secs_f64(DEFAULT_GRACE));
-        false
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.stop_with(py, Duration::from_secs_f64(DEFAULT_GRACE))?;
+        Ok(false)
     }
 
     fn __repr__(&self) -> String {

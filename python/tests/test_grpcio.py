@@ -1,0 +1,192 @@
+"""The health service mounted on grpcio servers (sync and aio), against real clients:
+grpcio-health-checking's HealthStub and grpc-health-probe."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import grpc
+import pytest
+from conftest import AioServer, SyncServer, probe
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from dubbo_health import LIST_LIMIT, MAX_NAME, Registry, ServingStatus
+
+Server = Any  # SyncServer | AioServer
+S = ServingStatus
+PB = health_pb2.HealthCheckResponse
+GREETER = "org.apache.dubbogo.samples.api.Greeter"
+METHODS = ("Check", "Watch", "List")
+
+
+def stub(channel: grpc.Channel) -> health_pb2_grpc.HealthStub:
+    return health_pb2_grpc.HealthStub(channel)
+
+
+def check(channel: grpc.Channel, service: str) -> int:
+    response = stub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    return int(response.status)
+
+
+def test_check(grpcio_server: Server, registry: Registry, channel_to: Callable[..., Any]) -> None:
+    channel = channel_to(grpcio_server.port)
+    assert check(channel, "") == PB.SERVING
+    registry.set(GREETER, S.NOT_SERVING)
+    assert check(channel, GREETER) == PB.NOT_SERVING
+    registry.set(GREETER, S.UNKNOWN)
+    assert check(channel, GREETER) == PB.UNKNOWN
+    with pytest.raises(grpc.RpcError) as info:
+        check(channel, "nope")
+    assert info.value.code() is grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as info:
+        check(channel, "x" * (MAX_NAME + 1))
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "201 bytes" in (info.value.details() or "")
+
+
+def test_watch(grpcio_server: Server, registry: Registry, channel_to: Callable[..., Any]) -> None:
+    channel = channel_to(grpcio_server.port)
+    call = stub(channel).Watch(health_pb2.HealthCheckRequest(service=GREETER), timeout=10)
+    assert next(call).status == PB.SERVICE_UNKNOWN
+    registry.set(GREETER, S.SERVING)
+    assert next(call).status == PB.SERVING
+    registry.set(GREETER, S.NOT_SERVING)
+    assert next(call).status == PB.NOT_SERVING
+    registry.clear(GREETER)
+    assert next(call).status == PB.SERVICE_UNKNOWN
+    registry.set(GREETER, S.SERVING)
+    assert next(call).status == PB.SERVING
+    call.cancel()
+    # the server keeps serving after the cancellation
+    assert check(channel, GREETER) == PB.SERVING
+
+
+def test_watch_ends_with_end_watches(
+    grpcio_server: Server, registry: Registry, channel_to: Callable[..., Any]
+) -> None:
+    channel = channel_to(grpcio_server.port)
+    call = stub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert next(call).status == PB.SERVING
+    registry.shutdown()
+    assert next(call).status == PB.NOT_SERVING
+    registry.end_watches()
+    assert list(call) == []
+    assert call.code() is grpc.StatusCode.OK
+
+
+def test_list(grpcio_server: Server, registry: Registry, channel_to: Callable[..., Any]) -> None:
+    channel = channel_to(grpcio_server.port)
+    registry.set(GREETER, S.NOT_SERVING)
+    registry.set("group/org.apache.Foo:1.0.0", S.UNKNOWN)
+    response = stub(channel).List(health_pb2.HealthListRequest(), timeout=5)
+    assert {name: r.status for name, r in response.statuses.items()} == {
+        "": PB.SERVING,
+        GREETER: PB.NOT_SERVING,
+        "group/org.apache.Foo:1.0.0": PB.UNKNOWN,
+    }
+    for i in range(LIST_LIMIT - 3):
+        registry.set(f"n{i}", S.SERVING)
+    assert len(stub(channel).List(health_pb2.HealthListRequest(), timeout=5).statuses) == 100
+    registry.set("one-too-many", S.SERVING)
+    with pytest.raises(grpc.RpcError) as info:
+        stub(channel).List(health_pb2.HealthListRequest(), timeout=5)
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    "payload",
+    [b"\x0a\x05ab", b"\x0a\x02\xff\xfe", b"\x0b", b"\x80", b"\x0a" + b"\x80" * 11],
+    ids=["truncated", "bad-utf8", "wrong-wire-type", "bad-tag", "bad-varint"],
+)
+def test_malformed_request_is_invalid_argument(
+    grpcio_server: Server, channel_to: Callable[..., Any], method: str, payload: bytes
+) -> None:
+    channel = channel_to(grpcio_server.port)
+    path = f"/grpc.health.v1.Health/{method}"
+    if method == "List" and payload == b"\x0a\x02\xff\xfe":
+        # HealthListRequest has no field 1: a well-formed unknown field, skipped
+        channel.unary_unary(path)(payload, timeout=5)
+        return
+    call: Callable[[], object] = (
+        (lambda: list(channel.unary_stream(path)(payload, timeout=5)))
+        if method == "Watch"
+        else (lambda: channel.unary_unary(path)(payload, timeout=5))
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    # ... and the server keeps serving
+    assert check(channel, "") == PB.SERVING
+
+
+def test_unknown_fields_are_skipped(grpcio_server: Server, channel_to: Callable[..., Any]) -> None:
+    channel = channel_to(grpcio_server.port)
+    # field 2 (varint) and field 15 (bytes) around service = ""
+    request = b"\x10\x07" + b"\x0a\x00" + b"\x7a\x03abc"
+    response = channel.unary_unary("/grpc.health.v1.Health/Check")(request, timeout=5)
+    assert health_pb2.HealthCheckResponse.FromString(response).status == PB.SERVING
+
+
+def test_probe_exit_codes(grpcio_server: Server, registry: Registry) -> None:
+    port = grpcio_server.port
+    registry.set(GREETER, S.SERVING)
+    registry.set("down", S.NOT_SERVING)
+    assert probe(port).returncode == 0
+    result = probe(port, GREETER)
+    assert result.returncode == 0, result.stderr
+    assert "status: SERVING" in result.stderr
+    assert probe(port, "down").returncode == 4
+    assert probe(port, "nope").returncode == 3  # NOT_FOUND is an RPC failure
+    registry.shutdown()
+    assert probe(port).returncode == 4
+
+
+def test_sync_watch_frees_its_thread_when_the_client_leaves(
+    registry: Registry, channel_to: Callable[..., Any]
+) -> None:
+    server = SyncServer(registry, workers=2)
+    try:
+        channel = channel_to(server.port)
+        for _ in range(3):
+            calls = [
+                stub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=20)
+                for _ in range(2)
+            ]
+            for call in calls:
+                assert next(call).status == PB.SERVING
+            # both pool threads are now inside a Watch; cancelling must give them back
+            for call in calls:
+                call.cancel()
+        assert check(channel, "") == PB.SERVING
+    finally:
+        server.stop()
+
+
+def test_aio_watchers_are_many_and_threadless(
+    registry: Registry, channel_to: Callable[..., Any]
+) -> None:
+    server = AioServer(registry)
+    try:
+        channel = channel_to(server.port)
+        calls = [
+            stub(channel).Watch(health_pb2.HealthCheckRequest(service="flip"), timeout=20)
+            for _ in range(50)
+        ]
+        for call in calls:
+            assert next(call).status == PB.SERVICE_UNKNOWN
+        threads = threading.active_count()
+        registry.set("flip", S.NOT_SERVING)
+        for call in calls:
+            assert next(call).status == PB.NOT_SERVING
+        assert threading.active_count() == threads
+        for call in calls:
+            call.cancel()
+    finally:
+        server.stop()
+
+
+def watch_statuses(call: Iterator[Any], n: int) -> list[int]:
+    return [int(next(call).status) for _ in range(n)]
