@@ -8,7 +8,13 @@
 //! With the `std` feature a waiting thread yields to the OS scheduler after a short spin, so a
 //! preempted holder does not burn a whole time slice of the waiters.
 
-use crate::loom::{spin_loop, AtomicBool, Ordering, UnsafeCell};
+#[cfg(not(loom))]
+use crate::loom::spin_loop;
+#[cfg(not(loom))]
+use {
+    crate::loom::{AtomicBool, Ordering},
+    core::cell::UnsafeCell,
+};
 
 /// How many wakers a writer moves out of a wait list per lock acquisition.
 #[cfg(not(loom))]
@@ -18,6 +24,7 @@ pub(crate) const WAKE_BATCH: usize = 16;
 pub(crate) const WAKE_BATCH: usize = 2;
 
 /// A test-and-test-and-set spin lock guarding `T`, entered only through [`SpinLock::with`].
+#[cfg(not(loom))]
 #[derive(Debug)]
 pub(crate) struct SpinLock<T> {
     locked: AtomicBool,
@@ -26,14 +33,18 @@ pub(crate) struct SpinLock<T> {
 
 // Safety: the lock hands out `&mut T` to one closure at a time, so sharing the lock is as safe
 // as sending `T` between threads.
+#[cfg(not(loom))]
 unsafe impl<T: Send> Sync for SpinLock<T> {}
 // Safety: as above; the lock owns its `T`.
+#[cfg(not(loom))]
 unsafe impl<T: Send> Send for SpinLock<T> {}
 
+#[cfg(not(loom))]
 impl<T> SpinLock<T> {
-    crate::loom::loom_const_fn! {
-        pub(crate) fn new(data: T) -> Self {
-            Self { locked: AtomicBool::new(false), data: UnsafeCell::new(data) }
+    pub(crate) const fn new(data: T) -> Self {
+        Self {
+            locked: AtomicBool::new(false),
+            data: UnsafeCell::new(data),
         }
     }
 
@@ -50,7 +61,7 @@ impl<T> SpinLock<T> {
         let _release = Release(&self.locked);
         // Safety: `acquire` returned, so this thread holds the lock until `_release` drops,
         // and no other `&mut T` exists meanwhile.
-        self.data.with_mut(|data| f(unsafe { &mut *data }))
+        f(unsafe { &mut *self.data.get() })
     }
 
     #[inline]
@@ -84,6 +95,27 @@ impl<T> SpinLock<T> {
     }
 }
 
+/// Under loom the lock is loom's model-checked mutex: the models check the registry's use of
+/// the lock, and a textbook test-and-test-and-set lock is not what they are for.
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct SpinLock<T> {
+    data: loom::sync::Mutex<T>,
+}
+
+#[cfg(loom)]
+impl<T> SpinLock<T> {
+    pub(crate) fn new(data: T) -> Self {
+        Self {
+            data: loom::sync::Mutex::new(data),
+        }
+    }
+
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.data.lock().unwrap())
+    }
+}
+
 #[inline]
 pub(crate) fn backoff(spins: u32) {
     #[cfg(all(feature = "std", not(loom)))]
@@ -92,5 +124,9 @@ pub(crate) fn backoff(spins: u32) {
         return;
     }
     let _ = spins;
+    // loom must be told that this thread waits for another, or it explores the spin forever.
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
     spin_loop();
 }

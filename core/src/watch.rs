@@ -7,14 +7,14 @@ use core::{
     ops::Deref,
     pin::Pin,
     ptr::NonNull,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
 use futures_core::{FusedStream, Stream};
 
 use crate::{
     list::{ListId, Node, UNKNOWN_LIST},
-    registry::{check_len, hash},
+    registry::{check_len, hash, State},
     Error, Registry, ServingStatus,
 };
 
@@ -212,14 +212,9 @@ where
             let (status, bound) = registry.locked_status(name, this.hash, this.bound);
             this.bound = bound;
             let ended = state.end_epoch != this.end_epoch;
-            // Safety: we hold the lock, so nobody else touches the node.
-            let n = unsafe { &mut *node.as_ptr() };
             if status as u8 != this.last || ended {
-                if let Some(id) = n.linked {
-                    // Safety: lock held, and `n.linked` names the list the node is in.
-                    unsafe { state.list(id).remove(node) };
-                }
-                old_waker = n.waker.take();
+                // Safety: lock held (we are inside `state.with`); `node` is this watch's own.
+                old_waker = unsafe { detach(state, node) };
                 if status as u8 != this.last {
                     this.last = status as u8;
                     return Poll::Ready(Some(status));
@@ -228,17 +223,23 @@ where
                 return Poll::Ready(None);
             }
             let want: ListId = bound.map_or(UNKNOWN_LIST, |(idx, _)| idx);
-            if n.linked != Some(want) {
-                if let Some(id) = n.linked {
-                    // Safety: lock held, and `n.linked` names the list the node is in.
+            // Safety: lock held. Node fields are read and written through short-lived place
+            // expressions, never a reference held across a list operation (which reborrows
+            // the node).
+            let linked = unsafe { (*node.as_ptr()).linked };
+            if linked != Some(want) {
+                if let Some(id) = linked {
+                    // Safety: lock held, and `linked` names the list the node is in.
                     unsafe { state.list(id).remove(node) };
                 }
                 // Safety: lock held; the node is unlinked, valid, and pinned in `this`.
                 unsafe { state.list(want).push_back(want, node) };
             }
-            match &n.waker {
+            // Safety: lock held, and no other reference to the node is live.
+            let waker = unsafe { &mut (*node.as_ptr()).waker };
+            match waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
-                _ => old_waker = n.waker.replace(cx.waker().clone()),
+                _ => old_waker = waker.replace(cx.waker().clone()),
             }
             Poll::Pending
         });
@@ -270,6 +271,22 @@ impl<R, S> Drop for Watch<R, S> {
     }
 }
 
+/// Unlinks `node` from whichever list holds it, and takes its waker.
+///
+/// # Safety
+///
+/// The registry lock is held (`state` is only reachable inside it), and `node` is a valid
+/// watch node that is in no list or in one of `state`'s.
+unsafe fn detach<const N: usize>(state: &mut State<N>, node: NonNull<Node>) -> Option<Waker> {
+    // Safety: per the contract; a place expression, so no reference outlives the read.
+    if let Some(id) = unsafe { (*node.as_ptr()).linked } {
+        // Safety: `id` names the list the node is in.
+        unsafe { state.list(id).remove(node) };
+    }
+    // Safety: per the contract; no other reference to the node is live.
+    unsafe { (*node.as_ptr()).waker.take() }
+}
+
 /// Unlinks a watch's node from whichever list holds it.
 ///
 /// # Safety
@@ -283,15 +300,8 @@ where
     // Safety: the caller passes the watch's own, still-live handle.
     let registry: &R = unsafe { &*registry };
     let registry: &Registry<N> = registry;
-    let waker = registry.state.with(|state| {
-        // Safety: lock held, so nobody else touches the node.
-        let n = unsafe { &mut *node.as_ptr() };
-        if let Some(id) = n.linked {
-            // Safety: lock held, and `n.linked` names the list the node is in.
-            unsafe { state.list(id).remove(node) };
-        }
-        n.waker.take()
-    });
+    // Safety: lock held (inside `with`), and `node` is the watch's own.
+    let waker = registry.state.with(|state| unsafe { detach(state, node) });
     drop(waker);
 }
 

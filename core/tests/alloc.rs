@@ -1,0 +1,127 @@
+//! Proves the core allocates nothing: set, get, check, watch polling (parking, waking,
+//! re-parking, dropping), clear, shutdown/resume, iteration and the wire handlers all run
+//! under a global allocator that counts every allocation made on this thread.
+#![cfg(not(loom))]
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    cell::Cell,
+    pin::pin,
+    sync::atomic::{AtomicUsize, Ordering},
+    task::{Context, Poll, Waker},
+};
+
+use dubbo_health_core::{wire, Registry, ServingStatus::*};
+use futures_core::Stream;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+// Safety: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // Safety: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Safety: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    COUNTING.with(|c| c.set(true));
+    let r = f();
+    COUNTING.with(|c| c.set(false));
+    (r, ALLOCATIONS.load(Ordering::SeqCst) - before)
+}
+
+static REGISTRY: Registry<64> = Registry::new();
+
+#[test]
+fn the_core_never_allocates() {
+    // The counter works: an allocation inside `counted` is seen.
+    let (_, n) = counted(|| Box::new(1u8));
+    assert_eq!(n, 1, "the counting allocator must see allocations");
+
+    let ((), allocations) = counted(|| {
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let r = &REGISTRY;
+        r.set("org.apache.dubbogo.samples.api.Greeter", Serving)
+            .unwrap();
+        r.set("group/org.apache.Foo:1.0.0", NotServing).unwrap();
+        assert_eq!(
+            r.get("org.apache.dubbogo.samples.api.Greeter"),
+            Some(Serving)
+        );
+        assert!(r.check("missing").is_err());
+
+        let mut known = pin!(r.watch("org.apache.dubbogo.samples.api.Greeter").unwrap());
+        let mut unknown = pin!(r.watch("later").unwrap());
+        for _ in 0..100 {
+            assert!(matches!(
+                known.as_mut().poll_next(&mut cx),
+                Poll::Ready(Some(_))
+            ));
+            assert!(known.as_mut().poll_next(&mut cx).is_pending());
+            let status = if known.last() == Some(Serving) {
+                NotServing
+            } else {
+                Serving
+            };
+            r.set("org.apache.dubbogo.samples.api.Greeter", status)
+                .unwrap();
+        }
+        assert_eq!(
+            unknown.as_mut().poll_next(&mut cx),
+            Poll::Ready(Some(ServiceUnknown))
+        );
+        assert!(unknown.as_mut().poll_next(&mut cx).is_pending());
+        r.set("later", Serving).unwrap();
+        assert_eq!(
+            unknown.as_mut().poll_next(&mut cx),
+            Poll::Ready(Some(Serving))
+        );
+        assert!(unknown.as_mut().poll_next(&mut cx).is_pending());
+        r.clear("later").unwrap();
+        assert_eq!(
+            unknown.as_mut().poll_next(&mut cx),
+            Poll::Ready(Some(ServiceUnknown))
+        );
+
+        r.shutdown();
+        r.resume();
+        let mut names = 0;
+        for entry in r.iter() {
+            names += entry.name().len();
+        }
+        assert!(names > 0);
+
+        let mut out = [0u8; 512];
+        assert_eq!(
+            wire::handle_check(r, b"\x0a\x05later", &mut out),
+            Err(wire::RpcError::NotFound)
+        );
+        assert!(wire::handle_list(r, b"", &mut out).is_ok());
+        r.end_watches();
+        assert_eq!(
+            known.as_mut().poll_next(&mut cx),
+            Poll::Ready(Some(Serving))
+        );
+        assert_eq!(known.as_mut().poll_next(&mut cx), Poll::Ready(None));
+    });
+    assert_eq!(allocations, 0, "the core allocated {allocations} times");
+}
