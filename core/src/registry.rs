@@ -574,14 +574,13 @@ impl<const N: usize> Registry<N> {
     }
 
     /// Ends a [`shutdown`](Self::shutdown): every registered name becomes `SERVING` and
-    /// [`set`](Self::set) works again. A no-op when the registry is not shut down.
+    /// [`set`](Self::set) works again — as grpc-go's `Resume`, also when the registry was not
+    /// shut down.
     ///
     /// ```
     /// # use dubbo_health_core::{Registry, ServingStatus};
     /// let registry = Registry::<8>::new();
     /// registry.set("a", ServingStatus::NotServing).unwrap();
-    /// registry.resume();
-    /// assert_eq!(registry.get("a"), Some(ServingStatus::NotServing));
     /// registry.shutdown();
     /// registry.resume();
     /// assert_eq!(registry.get("a"), Some(ServingStatus::Serving));
@@ -592,10 +591,8 @@ impl<const N: usize> Registry<N> {
 
     fn set_all(&self, shut_down: bool, status: ServingStatus) {
         let changed = self.state.with(|state| {
-            if self.shut_down.load(Ordering::Relaxed) == shut_down {
-                return false;
-            }
             self.shut_down.store(shut_down, Ordering::Release);
+            let mut changed = false;
             for (idx, slot) in self.slots.iter().enumerate() {
                 let meta = slot.meta.load(Ordering::Relaxed);
                 if kind(meta) == KIND_LIVE && ServingStatus::from_bits(meta) != status {
@@ -604,9 +601,10 @@ impl<const N: usize> Registry<N> {
                             .store(pack(KIND_LIVE, status, name_len(meta)), Ordering::Release)
                     });
                     state.lists[idx].bump();
+                    changed = true;
                 }
             }
-            true
+            changed
         });
         if changed {
             self.wake_every_list();
