@@ -5,7 +5,7 @@
 #   make install PREFIX=/usr/local   header, libdubbo_health.{so,a}, pkg-config, CMake package
 #   make test-c                C tests (ASan + UBSan + LeakSanitizer, static library)
 
-TEST_TARGETS += test-c-header test-c test-c-valgrind test-c-grpcpp
+TEST_TARGETS += test-c-header test-c test-c-valgrind test-c-grpcpp test-c-fuzz
 
 PREFIX ?= /usr/local
 CBINDGEN_VERSION := 0.29.4
@@ -110,3 +110,14 @@ test-c-grpcpp:
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(C_HOST_BUILD) -j2
 	timeout 300 $(C_DIR)/examples/grpcpp-host/test.sh $(C_HOST_BUILD)
+
+# libFuzzer (cargo fuzz, nightly, ASan) over dh_handle_check / dh_handle_list /
+# dh_watch_from_request and the request decoder, for a bounded time. The corpus and any
+# crash artifacts go under target/, never into the source tree.
+C_FUZZ_SECONDS ?= 60
+test-c-fuzz:
+	@mkdir -p $(C_OUT)/fuzz-corpus $(C_OUT)/fuzz-artifacts
+	cd $(C_DIR)/fuzz && $(CARGO) +nightly fuzz run handle_check $(C_OUT)/fuzz-corpus seeds/handle_check -- \
+		-max_total_time=$(C_FUZZ_SECONDS) -rss_limit_mb=2048 -artifact_prefix=$(C_OUT)/fuzz-artifacts/ \
+		-print_final_stats=1 2>&1 | tee $(C_OUT)/fuzz.log | grep -E '^(#[0-9]+.*(INITED|DONE)|Done|stat::number_of_executed_units|==[0-9]+==|thread .* panicked)'
+	@echo "test-c-fuzz: $$(sed -n 's/^stat::number_of_executed_units: *//p' $(C_OUT)/fuzz.log) executions in $(C_FUZZ_SECONDS) s, no crash"
