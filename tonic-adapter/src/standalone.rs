@@ -204,8 +204,10 @@ impl Standalone {
             .spawn(move || {
                 let result = runtime.block_on(async move {
                     let serve = serve_with_shutdown(listener, registry, async {
-                        // A dropped sender (the handle dropped without `stop`) stops too.
-                        let _ = graceful_rx.await;
+                        // Only `stop` drains; a dropped handle stops through `force` alone.
+                        if graceful_rx.await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
                     });
                     tokio::select! {
                         result = serve => result,
@@ -266,6 +268,11 @@ impl Standalone {
         if let Some(graceful) = self.graceful.take() {
             let _ = graceful.send(());
         }
+        self.join(grace)
+    }
+
+    /// Waits up to `grace` for the server thread, then forces it to stop, and joins it.
+    fn join(&mut self, grace: Duration) -> io::Result<()> {
         if self.done.recv_timeout(grace).is_err() {
             if let Some(force) = self.force.take() {
                 let _ = force.send(());
@@ -291,10 +298,8 @@ impl fmt::Debug for Standalone {
 impl Drop for Standalone {
     fn drop(&mut self) {
         if self.thread.is_some() {
-            if let Some(force) = self.force.take() {
-                let _ = force.send(());
-            }
-            let _ = self.finish(Duration::ZERO);
+            // No drain: the registry is left as the host had it.
+            let _ = self.join(Duration::ZERO);
         }
     }
 }

@@ -108,7 +108,7 @@ async fn open_watches(
 /// Cancellation reaches the server asynchronously: polls (bounded, with Checks in between)
 /// until the server's RSS is at most `limit` KiB, and returns the last reading.
 async fn wait_for_rss_at_most(server: &ServeProcess, channel: &Channel, limit: u64) -> u64 {
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + Duration::from_secs(2);
     let mut rss = server.rss_kib();
     while rss > limit && Instant::now() < deadline {
         checks_are_fast(channel).await;
@@ -155,20 +155,25 @@ async fn five_thousand_watches_opened_and_cancelled_leave_memory_and_check_as_be
         open.saturating_sub(fresh) * 1024 / streams.len() as u64
     );
     drop(streams);
-    let before = wait_for_rss_at_most(&server, &channels[1], open).await;
+    // glibc's allocator keeps freed memory for reuse rather than giving it back, and its
+    // fragmentation settles over a couple of rounds: the second round sets the level.
+    drop(open_watches(&channels, PER_CHANNEL).await);
+    let before = wait_for_rss_at_most(&server, &channels[1], fresh + fresh / 10).await;
+    eprintln!("server RSS after two rounds: {before} KiB");
 
-    // The second round must give back what it takes.
-    let streams = open_watches(&channels, PER_CHANNEL).await;
-    eprintln!(
-        "server RSS: {before} KiB before round 2, {} KiB with its watches open",
-        server.rss_kib()
-    );
-    drop(streams);
-    let after = wait_for_rss_at_most(&server, &channels[1], before + before / 10).await;
-    eprintln!("server RSS after cancelling: {after} KiB");
+    // Later rounds must give back what they take (a leak of even a tenth of a watch's cost
+    // per round would show as +10 % here).
+    let mut after = before;
+    for round in 3..=4 {
+        let streams = open_watches(&channels, PER_CHANNEL).await;
+        let open = server.rss_kib();
+        drop(streams);
+        after = wait_for_rss_at_most(&server, &channels[1], before + before / 10).await;
+        eprintln!("round {round}: {open} KiB with watches open, {after} KiB after cancelling");
+    }
     assert!(
         after <= before + before / 10,
-        "server RSS {after} KiB after cancelling 5,000 watches, {before} KiB before"
+        "server RSS {after} KiB after cancelling 5,000 watches twice more, {before} KiB before"
     );
 
     let check_after = checks_are_fast(&channels[0]).await;

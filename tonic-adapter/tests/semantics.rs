@@ -444,3 +444,63 @@ async fn the_generated_health_trait_serves_the_same_registry() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn dropping_a_standalone_closes_its_port() {
+    let mut server = Server::start();
+    let addr = server.server.as_ref().unwrap().local_addr();
+    assert_eq!(
+        server
+            .client()
+            .await
+            .check(request(""))
+            .await
+            .unwrap()
+            .into_inner()
+            .status,
+        Serving.as_i32()
+    );
+    drop(server.server.take());
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "port still open after drop"
+    );
+    // Dropping does not drain: the registry is as the host left it.
+    assert_eq!(server.registry.get(""), Some(Serving));
+}
+
+#[tokio::test]
+async fn serve_runs_on_the_callers_runtime() {
+    use std::sync::Arc;
+    let registry = Arc::new(common::TestRegistry::new());
+    registry.set(GREETER, NotServing).unwrap();
+    // `serve` takes an address; find a free port first.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let serving = tokio::spawn(dubbo_health_tonic::serve(addr, Arc::clone(&registry)));
+    let deadline = Instant::now() + TIMEOUT;
+    let channel = loop {
+        match tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if Instant::now() > deadline => panic!("serve never listened: {e}"),
+            Err(_) => tokio::task::yield_now().await,
+        }
+    };
+    let mut client = dubbo_health_proto::pb::health_client::HealthClient::new(channel);
+    assert_eq!(
+        client
+            .check(request(GREETER))
+            .await
+            .unwrap()
+            .into_inner()
+            .status,
+        NotServing.as_i32()
+    );
+    serving.abort();
+}

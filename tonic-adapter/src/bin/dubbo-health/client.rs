@@ -42,7 +42,11 @@ async fn connect(addr: &str, timeout: Duration) -> Result<HealthClient<Channel>,
             let mut text = e.to_string();
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                text = format!("{text}: {s}");
+                // Layers of the transport error often repeat their child's text.
+                let part = s.to_string();
+                if !text.ends_with(&part) {
+                    text = format!("{text}: {part}");
+                }
                 source = s.source();
             }
             eprintln!("error: failed to connect service at {addr:?}: {text}");
