@@ -190,3 +190,14 @@ def test_aio_watchers_are_many_and_threadless(
 
 def watch_statuses(call: Iterator[Any], n: int) -> list[int]:
     return [int(next(call).status) for _ in range(n)]
+
+
+def test_request_over_the_message_limit_is_resource_exhausted(
+    grpcio_server: Server, channel_to: Callable[..., Any]
+) -> None:
+    channel = channel_to(grpcio_server.port)
+    huge = b"\x12" + b"\x80\x80\x80\x03" + b"x" * (5 << 20)  # 5 MiB unknown field 2
+    with pytest.raises(grpc.RpcError) as info:
+        channel.unary_unary("/grpc.health.v1.Health/Check")(huge, timeout=10)
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert check(channel, "") == PB.SERVING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 
 import pytest
@@ -223,3 +224,12 @@ def test_list_is_a_snapshot(registry: Registry) -> None:
     assert "later" not in snapshot
     snapshot["x"] = ServingStatus.UNKNOWN
     assert "x" not in registry
+
+
+def test_errors_pickle() -> None:
+    registry = Registry()
+    with pytest.raises(NameTooLongError) as info:
+        registry.set("x" * 300, ServingStatus.SERVING)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert type(copy) is NameTooLongError
+    assert (str(copy), copy.length, copy.limit) == (str(info.value), 300, MAX_NAME)

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -164,3 +165,22 @@ def test_serving_from_threads(registry: Registry, server: dubbo_health.Server) -
         thread.join(10)
     assert errors == []
     assert probe(server.port, "t0").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"\x0a\x05ab", grpc.StatusCode.INVALID_ARGUMENT),
+        (b"\x12\x80\x80\x80\x03" + b"x" * (5 << 20), grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ],
+    ids=["truncated", "5MiB"],
+)
+def test_bad_requests_keep_the_server_serving(
+    server: dubbo_health.Server, payload: bytes, code: grpc.StatusCode
+) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        raw_check: Any = channel.unary_unary("/grpc.health.v1.Health/Check")
+        with pytest.raises(grpc.RpcError) as info:
+            raw_check(payload, timeout=10)
+        assert info.value.code() is code
+    assert probe(server.port).returncode == 0
