@@ -13,6 +13,10 @@ from concurrent import futures
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+# grpcio's fork handlers can abort a child forked by subprocess before it execs (seen with
+# Python 3.9, which forks where later versions use vfork); the tests never fork grpc itself.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import grpc
 import pytest
 

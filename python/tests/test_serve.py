@@ -12,6 +12,7 @@ import grpc
 import pytest
 from conftest import probe, run_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from health_list import list_statuses
 
 import dubbo_health
 from dubbo_health import Registry, ServingStatus
@@ -28,9 +29,9 @@ def server(registry: Registry) -> Iterator[dubbo_health.Server]:
 
 
 @pytest.fixture
-def health(server: dubbo_health.Server) -> Iterator[health_pb2_grpc.HealthStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield health_pb2_grpc.HealthStub(channel)
+def channel(server: dubbo_health.Server) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as opened:
+        yield opened
 
 
 def test_server_object(server: dubbo_health.Server) -> None:
@@ -40,7 +41,8 @@ def test_server_object(server: dubbo_health.Server) -> None:
     assert repr(server) == f"Server('127.0.0.1:{server.port}', running)"
 
 
-def test_check_watch_list(registry: Registry, health: health_pb2_grpc.HealthStub) -> None:
+def test_check_watch_list(registry: Registry, channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
     registry.set(GREETER, S.NOT_SERVING)
     request = health_pb2.HealthCheckRequest
     assert health.Check(request(service=""), timeout=5).status == PB.SERVING
@@ -48,8 +50,7 @@ def test_check_watch_list(registry: Registry, health: health_pb2_grpc.HealthStub
     with pytest.raises(grpc.RpcError) as info:
         health.Check(request(service="nope"), timeout=5)
     assert info.value.code() is grpc.StatusCode.NOT_FOUND
-    listed = health.List(health_pb2.HealthListRequest(), timeout=5).statuses
-    assert {k: v.status for k, v in listed.items()} == {"": PB.SERVING, GREETER: PB.NOT_SERVING}
+    assert list_statuses(channel) == {"": PB.SERVING, GREETER: PB.NOT_SERVING}
     call = health.Watch(request(service=GREETER), timeout=10)
     assert next(call).status == PB.NOT_SERVING
     registry.set(GREETER, S.SERVING)

@@ -7,6 +7,7 @@ import enum
 
 import pytest
 from grpc_health.v1 import health_pb2
+from health_list import decode_list, descriptor_list_response
 
 from dubbo_health import Registry, RpcError, ServingStatus, wire
 from dubbo_health._native import MAX_NAME
@@ -94,7 +95,13 @@ def test_list_matches_protobuf_with_the_longest_names() -> None:
     registry.clear("")
     for i in range(100):
         registry.set(f"{i:03}".ljust(MAX_NAME, "x"), ServingStatus(i % 3))
-    answer = health_pb2.HealthListResponse.FromString(wire.handle_list(registry, b""))
-    assert {k: v.status for k, v in answer.statuses.items()} == {
-        k: v.value for k, v in registry.list().items()
-    }
+    expected = {k: v.value for k, v in registry.list().items()}
+    encoded = wire.handle_list(registry, b"")
+    assert decode_list(encoded) == expected
+    # the descriptor-built class (used when health_pb2 predates List) agrees
+    assert decode_list(encoded, descriptor_list_response()) == expected
+    if hasattr(health_pb2, "HealthListResponse"):
+        reference = health_pb2.HealthListResponse(
+            statuses={k: PB(status=v) for k, v in expected.items()}
+        )
+        assert health_pb2.HealthListResponse.FromString(encoded) == reference
