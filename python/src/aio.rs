@@ -17,9 +17,11 @@ use std::task::{Context, Poll, Wake, Waker};
 use dubbo_health_core::{DefaultRegistry, ServingStatus};
 use futures_core::Stream;
 use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration};
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
+use pyo3::PyTraverseError;
 
 use crate::pyobjects;
 use crate::watch::{lock, open, CoreWatch};
@@ -293,5 +295,20 @@ impl AsyncWatch {
     fn __repr__(&self) -> String {
         let state = if self.closed() { "closed" } else { "open" };
         format!("AsyncWatch({:?}, {state})", self.name)
+    }
+
+    /// The pending future can close a cycle (future → its task → the task's frame → this
+    /// watch), so the garbage collector is shown it. A lock held elsewhere means the
+    /// future is in use right now: it is skipped this round.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(state) = self.shared.state.try_lock() {
+            visit.call(&state.pending)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let pending = lock(&self.shared.state).pending.take();
+        drop(pending);
     }
 }

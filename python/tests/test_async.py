@@ -245,3 +245,20 @@ def test_works_across_event_loops(registry: Registry) -> None:
         return await anext_(watch)
 
     assert run_async(second()) is S.SERVING
+
+
+def test_a_cycle_through_the_pending_future_is_collected(registry: Registry) -> None:
+    """future -> callback -> watch -> (native state) -> future: the collector sees it."""
+    refs: list[weakref.ref[object]] = []
+
+    async def main() -> None:
+        watch = registry.watch_async("a")
+        assert await anext_(watch) is S.SERVICE_UNKNOWN
+        pending = watch.__anext__()
+        pending.add_done_callback(lambda _f, keep=watch: keep)  # type: ignore[misc]
+        refs.extend([weakref.ref(watch), weakref.ref(pending)])
+        del watch, pending
+        collect()
+        assert [r() for r in refs] == [None, None]
+
+    run_async(main())
