@@ -306,8 +306,12 @@ dh_result dh_watch_next_encoded(const dh_watch *w, int32_t timeout_ms, uint8_t *
 //
 // On success the caller owns `*reg_out` and releases it with `dh_registry_free`.
 //
+// The registry is built on a short-lived internal thread, so this works from threads
+// with small stacks.
+//
 // # Errors
-// `DH_NULL_PARAMETER` if `reg_out` is NULL.
+// * `DH_NULL_PARAMETER`: `reg_out` is NULL.
+// * `DH_IO`: that thread could not be started.
 //
 // # Safety
 // `reg_out` is valid for a write.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use dubbo_health_core::{DefaultRegistry, Registry};
 
-use crate::error::{dh_result, Failure, DH_NOT_FOUND};
+use crate::error::{dh_result, Failure, DH_IO, DH_NOT_FOUND};
 use crate::ffi::{check_out, name_in, write_opt, write_out, ArcCastable, Castable};
 use crate::status::{dh_set_outcome, dh_status, outcome_to_c, status_from_c, status_to_c};
 
@@ -42,15 +42,30 @@ impl Drop for HostRegistry {
     }
 }
 
-pub(crate) fn new_registry() -> Arc<DefaultRegistry> {
-    // Build it in place: the registry is large (its slots are inline), and some host
-    // threads have small stacks.
-    let mut arc = Arc::<DefaultRegistry>::new_uninit();
-    Arc::get_mut(&mut arc)
-        .expect("a new Arc is unique")
-        .write(Registry::new());
-    // Safety: just initialised above.
-    unsafe { arc.assume_init() }
+/// Stack for the thread that builds a registry: the value is built whole before it moves
+/// to the heap, and a debug build may hold more than one copy on the stack at once.
+const BUILD_STACK: usize = 4 << 20;
+
+/// Makes a registry on the heap.
+///
+/// The registry is about 240 KiB (its slots are inline), and it is built by value before it
+/// moves into the `Arc`. On a host thread with a small stack (musl's 128 KiB default, many
+/// thread pools) that would overflow, so it is built on a short-lived thread of our own.
+pub(crate) fn new_registry() -> Result<Arc<DefaultRegistry>, Failure> {
+    let builder = std::thread::Builder::new()
+        .name("dh-registry-new".into())
+        .stack_size(BUILD_STACK.max(4 * std::mem::size_of::<DefaultRegistry>()));
+    let thread = builder.spawn(|| Arc::new(Registry::new())).map_err(|e| {
+        Failure::new(
+            DH_IO,
+            format!("cannot start a thread to build the registry: {e}"),
+        )
+    })?;
+    match thread.join() {
+        Ok(registry) => Ok(registry),
+        // Re-raised here, so the panic boundary of the calling function reports it.
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Borrows the registry behind a handle.
@@ -69,8 +84,12 @@ pub(crate) unsafe fn registry_ref<'a>(
 ///
 /// On success the caller owns `*reg_out` and releases it with `dh_registry_free`.
 ///
+/// The registry is built on a short-lived internal thread, so this works from threads
+/// with small stacks.
+///
 /// # Errors
-/// `DH_NULL_PARAMETER` if `reg_out` is NULL.
+/// * `DH_NULL_PARAMETER`: `reg_out` is NULL.
+/// * `DH_IO`: that thread could not be started.
 ///
 /// # Safety
 /// `reg_out` is valid for a write.
@@ -80,7 +99,7 @@ pub(crate) unsafe fn registry_ref<'a>(
 pub unsafe extern "C" fn dh_registry_new(reg_out: *mut *mut dh_registry) -> dh_result {
     ffi_fn! {
         check_out(reg_out, "reg_out")?;
-        let handle = dh_registry::into_handle(Arc::new(HostRegistry { registry: new_registry() }));
+        let handle = dh_registry::into_handle(Arc::new(HostRegistry { registry: new_registry()? }));
         // Safety: checked non-NULL; valid for writes by the caller's promise.
         unsafe { write_out(reg_out, "reg_out", handle) }
     }

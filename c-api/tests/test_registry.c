@@ -1,6 +1,34 @@
 /* Registry functions, every argument error, last error text, version, panic boundary. */
+#define _POSIX_C_SOURCE 200809L
 #define DH_DEBUG_HOOKS 1
+#include <pthread.h>
+
 #include "common.h"
+
+/* Everything a host does, on a thread with musl's default 128 KiB stack. */
+static void *small_stack_host(void *arg) {
+    dh_registry *reg = NULL;
+    dh_watch *w = NULL;
+    dh_status st = -1;
+    uint8_t out[64];
+    size_t len = 0;
+    uint32_t code = 0;
+    (void)arg;
+    CHECK_OK(dh_registry_new(&reg));
+    CHECK_OK(dh_set(reg, NAME("small"), DH_STATUS_NOT_SERVING, NULL));
+    CHECK_OK(dh_get(reg, NAME("small"), &st));
+    CHECK(st == DH_STATUS_NOT_SERVING);
+    CHECK_OK(dh_watch_new(reg, NAME("small"), &w));
+    CHECK_OK(dh_watch_next(w, 1000, &st));
+    CHECK(st == DH_STATUS_NOT_SERVING);
+    CHECK_OK(dh_handle_check(reg, NULL, 0, out, sizeof out, &len, &code));
+    CHECK(code == 0 && len == 2);
+    CHECK_OK(dh_handle_list(reg, NULL, 0, out, sizeof out, &len, &code));
+    CHECK(code == 0);
+    dh_watch_free(w);
+    dh_registry_free(reg);
+    return NULL;
+}
 
 struct list_seen {
     int count;
@@ -192,6 +220,17 @@ int main(void) {
         dh_registry_free(reg);
         CHECK_OK(dh_set(second, NAME("greeter"), DH_STATUS_SERVING, NULL));
         reg = second;
+    }
+
+    /* small host thread stacks are fine (the registry itself is about 240 KiB) */
+    {
+        pthread_attr_t attr;
+        pthread_t t;
+        CHECK(pthread_attr_init(&attr) == 0);
+        CHECK(pthread_attr_setstacksize(&attr, 128 * 1024) == 0);
+        CHECK(pthread_create(&t, &attr, small_stack_host, NULL) == 0);
+        CHECK(pthread_join(t, NULL) == 0);
+        pthread_attr_destroy(&attr);
     }
 
     /* a panic inside Rust comes back as DH_PANIC */
