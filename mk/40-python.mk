@@ -11,7 +11,7 @@ PY_SOURCES := $(shell find python/src python/dubbo_health core/src tonic-adapter
 	core/Cargo.toml tonic-adapter/Cargo.toml Cargo.lock
 
 $(PY_STAMP): $(PY_SOURCES)
-	$(PYTHON) -m pip install -q --force-reinstall --no-deps ./python
+	$(PYTHON) -m pip install -q --force-reinstall --no-deps --no-build-isolation ./python
 	@mkdir -p $(@D) && touch $@
 
 python-install: $(PY_STAMP)
