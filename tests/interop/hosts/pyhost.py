@@ -1,0 +1,131 @@
+"""Python hosts of the interop suite, driven over stdin.
+
+    python pyhost.py serve|sync|aio [--addr 127.0.0.1:0] [--workers N]
+
+serve  dubbo_health.serve(registry, addr): the standalone Rust server
+sync   grpc.server(ThreadPoolExecutor) + dubbo_health.grpcio.add_to_server
+aio    grpc.aio.server() + dubbo_health.grpcio.add_to_server
+
+Prints ``listening HOST:PORT`` on stderr once the port is bound, then reads control lines
+from stdin, answering each with ``ok`` or ``error <text>`` on stdout:
+
+    set NAME STATUS | clear NAME | shutdown | resume      (NAME "" is the empty name)
+
+End of stdin stops the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+
+def parse_name(token: str) -> str:
+    return "" if token == '""' else token
+
+
+def apply(registry: Any, line: str) -> str:
+    import dubbo_health
+
+    parts = line.split()
+    try:
+        if len(parts) == 3 and parts[0] == "set":
+            registry.set(parse_name(parts[1]), dubbo_health.ServingStatus[parts[2]])
+        elif len(parts) == 2 and parts[0] == "clear":
+            registry.clear(parse_name(parts[1]))
+        elif parts == ["shutdown"]:
+            registry.shutdown()
+        elif parts == ["resume"]:
+            registry.resume()
+        else:
+            return f"error unknown command {line!r}"
+    except Exception as err:  # reported to the harness, which decides what is wrong
+        return f"error {type(err).__name__}: {err}"
+    return "ok"
+
+
+def control_loop(registry: Any, on_eof: Callable[[], None]) -> None:
+    for raw in sys.stdin:
+        line = raw.strip()
+        if line:
+            print(apply(registry, line), flush=True)
+    on_eof()
+
+
+def announce(port: int) -> None:
+    print(f"listening 127.0.0.1:{port}", file=sys.stderr, flush=True)
+
+
+def run_serve(addr: str) -> None:
+    import dubbo_health
+
+    registry = dubbo_health.Registry()
+    server = dubbo_health.serve(registry, addr)
+    try:
+        announce(server.port)
+        control_loop(registry, lambda: None)
+    finally:
+        server.stop()
+
+
+def run_sync(addr: str, workers: int) -> None:
+    import grpc
+
+    import dubbo_health
+    import dubbo_health.grpcio
+
+    registry = dubbo_health.Registry()
+    server = grpc.server(ThreadPoolExecutor(max_workers=workers))
+    dubbo_health.grpcio.add_to_server(registry, server)
+    port = server.add_insecure_port(addr)
+    server.start()
+    announce(port)
+    control_loop(registry, lambda: None)
+    server.stop(grace=1).wait()
+
+
+def run_aio(addr: str) -> None:
+    import grpc
+
+    import dubbo_health
+    import dubbo_health.grpcio
+
+    async def main() -> None:
+        registry = dubbo_health.Registry()
+        server = grpc.aio.server()
+        dubbo_health.grpcio.add_to_server(registry, server)
+        port = server.add_insecure_port(addr)
+        await server.start()
+        announce(port)
+        loop = asyncio.get_running_loop()
+        eof = asyncio.Event()
+        # The registry is thread-safe: the stdin thread calls it directly.
+        threading.Thread(
+            target=control_loop, args=(registry, lambda: loop.call_soon_threadsafe(eof.set)), daemon=True
+        ).start()
+        await eof.wait()
+        await server.stop(grace=1)
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["serve", "sync", "aio"])
+    p.add_argument("--addr", default="127.0.0.1:0")
+    p.add_argument("--workers", type=int, default=64)
+    args = p.parse_args()
+    if args.mode == "serve":
+        run_serve(args.addr)
+    elif args.mode == "sync":
+        run_sync(args.addr, args.workers)
+    else:
+        run_aio(args.addr)
+
+
+if __name__ == "__main__":
+    main()
