@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$PWD/.venv/bin/python}
+export PATH="$HOME/go/bin:/usr/local/go/bin:$PATH"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}   # maturin reuses the workspace build
 
 "$PY" -m pip install -q \
