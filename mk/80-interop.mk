@@ -5,7 +5,8 @@
 #   make interop        the same, and write the result matrix to docs/interop.md
 
 TEST_TARGETS += test-interop
-.PHONY: test-interop interop interop-hosts interop-goclient
+LINT_TARGETS += lint-interop
+.PHONY: test-interop interop interop-hosts interop-goclient lint-interop
 
 INTEROP := tests/interop
 INTEROP_BIN := $(INTEROP)/bin
@@ -26,6 +27,11 @@ interop-hosts: python-install
 	cmake -S c-api/examples/grpcpp-host -B $(INTEROP_OUT)/grpcpp-host -DCMAKE_PREFIX_PATH=$(INTEROP_OUT)/prefix \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(INTEROP_OUT)/grpcpp-host -j2 --target grpcpp-host
+
+lint-interop:
+	$(PYTHON) -m ruff check $(INTEROP)
+	$(PYTHON) -m ruff format --check $(INTEROP)
+	cd $(INTEROP)/goclient && test -z "$$(gofmt -l .)" && go vet .
 
 interop-goclient:
 	cd $(INTEROP)/goclient && go build -o ../bin/goclient .

@@ -20,14 +20,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "clients"))
-from pyclient import decode_list_response  # noqa: E402
+from pyclient import decode_list_response
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -409,12 +409,23 @@ class HostManager:
 # --------------------------------------------------------------------------------------------
 
 _CODE_FROM_GO = {
-    "OK": "OK", "Canceled": "CANCELLED", "Unknown": "UNKNOWN", "InvalidArgument": "INVALID_ARGUMENT",
-    "DeadlineExceeded": "DEADLINE_EXCEEDED", "NotFound": "NOT_FOUND", "AlreadyExists": "ALREADY_EXISTS",
-    "PermissionDenied": "PERMISSION_DENIED", "ResourceExhausted": "RESOURCE_EXHAUSTED",
-    "FailedPrecondition": "FAILED_PRECONDITION", "Aborted": "ABORTED", "OutOfRange": "OUT_OF_RANGE",
-    "Unimplemented": "UNIMPLEMENTED", "Internal": "INTERNAL", "Unavailable": "UNAVAILABLE",
-    "DataLoss": "DATA_LOSS", "Unauthenticated": "UNAUTHENTICATED",
+    "OK": "OK",
+    "Canceled": "CANCELLED",
+    "Unknown": "UNKNOWN",
+    "InvalidArgument": "INVALID_ARGUMENT",
+    "DeadlineExceeded": "DEADLINE_EXCEEDED",
+    "NotFound": "NOT_FOUND",
+    "AlreadyExists": "ALREADY_EXISTS",
+    "PermissionDenied": "PERMISSION_DENIED",
+    "ResourceExhausted": "RESOURCE_EXHAUSTED",
+    "FailedPrecondition": "FAILED_PRECONDITION",
+    "Aborted": "ABORTED",
+    "OutOfRange": "OUT_OF_RANGE",
+    "Unimplemented": "UNIMPLEMENTED",
+    "Internal": "INTERNAL",
+    "Unavailable": "UNAVAILABLE",
+    "DataLoss": "DATA_LOSS",
+    "Unauthenticated": "UNAUTHENTICATED",
 }
 
 
@@ -497,7 +508,9 @@ class WatchProc:
 
 def run(argv: list[str], timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+        )
     except subprocess.TimeoutExpired as err:
         raise AssertionError(f"client did not finish within {timeout}s: {argv}") from err
 
@@ -565,21 +578,31 @@ def _list_answer(line: str) -> dict[str, str] | str:
     # Accept {name: status} and {"statuses": {name: status}}.
     if set(obj) == {"statuses"} and isinstance(obj["statuses"], dict):
         obj = obj["statuses"]
-    return {k: (STATUS_NAMES[v] if isinstance(v, int) else (v["status"] if isinstance(v, dict) else v))
-            for k, v in obj.items()}
+    return {
+        k: (STATUS_NAMES[v] if isinstance(v, int) else (v["status"] if isinstance(v, dict) else v))
+        for k, v in obj.items()
+    }
 
 
 class ProtocolClient(Client):
     """A client program speaking the suite's output protocol (goclient, node, pyclient)."""
 
-    def __init__(self, name: str, title: str, prefix: Callable[[], list[str]], flag: str = "-",
-                 lacks: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        title: str,
+        prefix: Callable[[], list[str]],
+        flag: str = "-",
+        lacks: dict[str, str] | None = None,
+        requires: list[Path] | None = None,
+    ) -> None:
         super().__init__(name, title, lacks or {})
         self.prefix = prefix
         self.flag = flag
+        self.requires = requires or []
 
     def missing(self) -> str | None:
-        for part in self.prefix():
+        for part in self.prefix() + [str(p) for p in self.requires]:
             if "/" in part and not Path(part).exists():
                 return f"{part} missing (run ci/install-80-interop.sh)"
         return None
@@ -596,16 +619,28 @@ class ProtocolClient(Client):
     def list(self, addr: str) -> dict[str, str] | str:
         return _list_answer(first_line(run(self.argv("list", addr))))
 
+    def duration(self, seconds: float) -> str:
+        """grpc-go flags take Go durations, the others seconds."""
+        return f"{int(seconds)}s" if self.flag == "-" else str(int(seconds))
+
     def watch(self, addr: str, service: str, count: int = 0, timeout: float = 20.0) -> WatchProc:
-        t = f"{int(timeout)}s" if self.flag == "-" else int(timeout)
-        return WatchProc(self.argv("watch", addr, service=service, count=count, timeout=t), parse_plain)
+        return WatchProc(
+            self.argv("watch", addr, service=service, count=count, timeout=self.duration(timeout)), parse_plain
+        )
 
 
 class ExitCodeClient(Client):
     """grpc-health-probe and `dubbo-health check`: the answer is the exit code (0/2/3/4)."""
 
-    def __init__(self, name: str, title: str, exe: Callable[[], str], flag: str, lacks: dict[str, str],
-                 extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        title: str,
+        exe: Callable[[], str],
+        flag: str,
+        lacks: dict[str, str],
+        extra: list[str] | None = None,
+    ) -> None:
         super().__init__(name, title, lacks)
         self.exe = exe
         self.flag = flag
@@ -618,8 +653,20 @@ class ExitCodeClient(Client):
 
     def check(self, addr: str, service: str, extra: list[str] | None = None) -> str:
         f = self.flag
-        cp = run([self.exe(), *self.check_prefix(), f"{f}addr", addr, f"{f}service", service,
-                  f"{f}rpc-timeout", "5s", *self.extra, *(extra or [])])
+        cp = run(
+            [
+                self.exe(),
+                *self.check_prefix(),
+                f"{f}addr",
+                addr,
+                f"{f}service",
+                service,
+                f"{f}rpc-timeout",
+                "5s",
+                *self.extra,
+                *(extra or []),
+            ]
+        )
         text = (cp.stderr + cp.stdout).strip()
         if cp.returncode == 0:
             return "SERVING"
@@ -653,34 +700,51 @@ class CliClient(ExitCodeClient):
         return WatchProc([self.exe(), "watch", "--addr", addr, "--service", service, "--json"], parse_json_or_plain)
 
 
-NO_CLIENT_HEALTH = "not wired in this client (grpc-go is the client-side health checking peer)"
-
 CLIENTS: dict[str, Client] = {
     c.name: c
     for c in [
         ExitCodeClient(
-            "grpc-health-probe", "grpc-health-probe v0.4.61", lambda: str(GOBIN / "grpc-health-probe"), "-",
-            lacks={"watch": "grpc-health-probe only does Check", "list": "grpc-health-probe only does Check",
-                   "clienthealth": "grpc-health-probe only does Check"},
+            "grpc-health-probe",
+            "grpc-health-probe v0.4.61",
+            lambda: str(GOBIN / "grpc-health-probe"),
+            "-",
+            lacks={
+                "watch": "grpc-health-probe only does Check",
+                "list": "grpc-health-probe only does Check",
+                "clienthealth": "grpc-health-probe only does Check",
+            },
         ),
         ProtocolClient("grpc-go", "grpc-go 1.85 health client", lambda: [str(BIN / "goclient")], "-"),
         ProtocolClient(
-            "grpcio", "grpcio-health-checking HealthStub",
-            lambda: [PYTHON, str(HERE / "clients" / "pyclient.py"), "grpcio"], "--",
-            lacks={"clienthealth": NO_CLIENT_HEALTH, "gzip": "covered by the hostile-input gzip test"},
+            "grpcio",
+            "grpcio-health-checking HealthStub",
+            lambda: [PYTHON, str(HERE / "clients" / "pyclient.py"), "grpcio"],
+            "--",
+            lacks={"gzip": "covered by the hostile-input gzip test"},
         ),
         ProtocolClient(
-            "grpclib", "grpclib health client (List raw)",
-            lambda: [PYTHON, str(HERE / "clients" / "pyclient.py"), "grpclib"], "--",
+            "grpclib",
+            "grpclib health client (List raw)",
+            lambda: [PYTHON, str(HERE / "clients" / "pyclient.py"), "grpclib"],
+            "--",
             lacks={"clienthealth": "grpclib has no client-side health checking", "gzip": "grpclib has no gzip"},
         ),
         ProtocolClient(
-            "grpc-js", "@grpc/grpc-js + grpc-health-check",
-            lambda: ["node", str(HERE / "node" / "client.js")], "--",
-            lacks={"clienthealth": NO_CLIENT_HEALTH, "gzip": "covered by the hostile-input gzip test"},
+            "grpc-js",
+            "@grpc/grpc-js + grpc-health-check",
+            lambda: ["node", str(HERE / "node" / "client.js")],
+            "--",
+            lacks={
+                "clienthealth": "grpc-js 1.14 does not implement healthCheckConfig",
+                "gzip": "covered by the hostile-input gzip test",
+            },
+            requires=[HERE / "node" / "node_modules" / "grpc-health-check"],
         ),
         CliClient(
-            "dubbo-health", "`dubbo-health check/watch/list`", lambda: cargo_bin("dubbo-health"), "--",
+            "dubbo-health",
+            "`dubbo-health check/watch/list`",
+            lambda: cargo_bin("dubbo-health"),
+            "--",
             lacks={"clienthealth": "the CLI has no client-side load balancing", "gzip": "the CLI has no -gzip flag"},
         ),
     ]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 
@@ -161,7 +161,9 @@ def list_100(host: Host, client: Client) -> None:
     got = client.list(host.addr)
     expected = {**INITIAL, **{f"bulk.{i:03d}": "SERVING" for i in range(100 - len(INITIAL))}}
     assert isinstance(got, dict), f"List with 100 names: expected the 100 entries, got {got}"
-    assert got == expected, f"List with 100 names: {len(got)} entries, differences {set(got.items()) ^ set(expected.items())}"
+    assert got == expected, (
+        f"List with 100 names: {len(got)} entries, differences {set(got.items()) ^ set(expected.items())}"
+    )
 
 
 def list_101(host: Host, client: Client) -> None:
@@ -175,7 +177,7 @@ def client_health(host: Host, client: Client) -> None:
     name = scratch(client, "clienthealth")
     host.set(name, "SERVING")
     proc = WatchProc(
-        client.prefix() + ["clienthealth", "-addr", host.addr, "-service", name, "-timeout", "30s"],  # type: ignore[attr-defined]
+        client.argv("clienthealth", host.addr, service=name, timeout=client.duration(30)),  # type: ignore[attr-defined]
         lambda line: line,
     )
     try:
@@ -239,7 +241,9 @@ def restore(host: Host) -> None:
 
 
 @pytest.mark.parametrize(("host_name", "scenario", "client_name"), cells())
-def test_cell(host_name: str, scenario: str, client_name: str, hosts: HostManager, request: pytest.FixtureRequest) -> None:
+def test_cell(
+    host_name: str, scenario: str, client_name: str, hosts: HostManager, request: pytest.FixtureRequest
+) -> None:
     request.node.user_properties.append(("cell", ("clients", host_name, client_name, scenario)))
     client = CLIENTS[client_name]
     missing = client.missing()

@@ -3,6 +3,7 @@
 Same command line and output protocol as ../goclient (see its header):
     python pyclient.py grpcio|grpclib check|watch|list --addr HOST:PORT [--service NAME]
                        [--count K] [--timeout SECONDS]
+    python pyclient.py grpcio clienthealth --addr HOST:PORT --service NAME [--timeout SECONDS]
 Each library runs in its own process: both ship a generated ``grpc/health/v1/health.proto`` and
 protobuf refuses to load the same symbols twice in one process.
 """
@@ -27,6 +28,9 @@ def run_grpcio(args: argparse.Namespace) -> None:
     def status_name(resp: health_pb2.HealthCheckResponse) -> str:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
+    if args.mode == "clienthealth":
+        grpcio_client_health(args)
+        return
     with grpc.insecure_channel(args.addr) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
@@ -37,10 +41,8 @@ def run_grpcio(args: argparse.Namespace) -> None:
                 emit(json.dumps({k: status_name(v) for k, v in resp.statuses.items()}, ensure_ascii=False))
             else:
                 call = stub.Watch(health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
-                n = 0
-                for resp in call:
+                for n, resp in enumerate(call, 1):
                     emit(status_name(resp))
-                    n += 1
                     if args.count and n >= args.count:
                         call.cancel()
                         return
@@ -51,6 +53,33 @@ def run_grpcio(args: argparse.Namespace) -> None:
                 emit("TIMEOUT" if code == grpc.StatusCode.DEADLINE_EXCEEDED else f"END {code.name} {err.details()}")
             else:
                 emit(f"ERROR {code.name} {err.details()}")
+
+
+def grpcio_client_health(args: argparse.Namespace) -> None:
+    """gRPC core's client-side health checking: with healthCheckConfig the channel watches the
+    service and stops using a subchannel that is not SERVING (RPCs fail UNAVAILABLE)."""
+    import time
+
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    config = {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": args.service}}
+    options = [("grpc.service_config", json.dumps(config)), ("grpc.enable_retries", 0)]
+    with grpc.insecure_channel(args.addr, options=options) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + args.timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=0.5)
+                state = "UP"
+            except grpc.RpcError as err:
+                state = f"DOWN {err.code().name}"
+            if state != last:
+                emit(state)
+                last = state
+            time.sleep(0.02)
+        emit("TIMEOUT")
 
 
 class _RawCodec:
@@ -128,7 +157,9 @@ async def run_grpclib(args: argparse.Namespace) -> None:
                     await stream.send_message(b"", end=True)
                     data = await stream.recv_message()
                     await stream.recv_trailing_metadata()
-                emit(json.dumps({k: names(v) for k, v in decode_list_response(data or b"").items()}, ensure_ascii=False))
+                emit(
+                    json.dumps({k: names(v) for k, v in decode_list_response(data or b"").items()}, ensure_ascii=False)
+                )
             return
         async with Channel(host, int(port)) as channel:
             stub = HealthStub(channel)
@@ -149,7 +180,7 @@ async def run_grpclib(args: argparse.Namespace) -> None:
     except GRPCError as err:
         prefix = "END" if args.mode == "watch" else "ERROR"
         emit(f"{prefix} {err.status.name} {err.message}")
-    except asyncio.TimeoutError:
+    except TimeoutError:
         emit("TIMEOUT" if args.mode == "watch" else "ERROR DEADLINE_EXCEEDED client timeout")
     except (ConnectionError, OSError) as err:
         emit(f"ERROR UNAVAILABLE {err}")
@@ -158,7 +189,7 @@ async def run_grpclib(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("lib", choices=["grpcio", "grpclib"])
-    p.add_argument("mode", choices=["check", "watch", "list"])
+    p.add_argument("mode", choices=["check", "watch", "list", "clienthealth"])
     p.add_argument("--addr", required=True)
     p.add_argument("--service", default="")
     p.add_argument("--count", type=int, default=0)

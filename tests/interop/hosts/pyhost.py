@@ -20,8 +20,9 @@ import argparse
 import asyncio
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 
 def parse_name(token: str) -> str:
@@ -43,7 +44,7 @@ def apply(registry: Any, line: str) -> str:
             registry.resume()
         else:
             return f"error unknown command {line!r}"
-    except Exception as err:  # reported to the harness, which decides what is wrong
+    except Exception as err:  # noqa: BLE001 -- reported to the harness, which decides what is wrong
         return f"error {type(err).__name__}: {err}"
     return "ok"
 
@@ -73,10 +74,9 @@ def run_serve(addr: str) -> None:
 
 
 def run_sync(addr: str, workers: int) -> None:
-    import grpc
-
     import dubbo_health
     import dubbo_health.grpcio
+    import grpc
 
     registry = dubbo_health.Registry()
     server = grpc.server(ThreadPoolExecutor(max_workers=workers))
@@ -89,10 +89,9 @@ def run_sync(addr: str, workers: int) -> None:
 
 
 def run_aio(addr: str) -> None:
-    import grpc
-
     import dubbo_health
     import dubbo_health.grpcio
+    import grpc
 
     async def main() -> None:
         registry = dubbo_health.Registry()
