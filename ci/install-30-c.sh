@@ -7,7 +7,7 @@ CBINDGEN_VERSION=0.29.4
 CARGO_FUZZ_VERSION=0.13.2
 PROBE_VERSION=v0.4.61
 
-apt-get install -y -qq valgrind clang libfuzzer-14-dev \
+apt-get install -y -qq valgrind \
     libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc pkg-config cmake >/dev/null
 
 if ! cbindgen --version 2>/dev/null | grep -qx "cbindgen $CBINDGEN_VERSION"; then

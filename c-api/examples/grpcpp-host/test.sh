@@ -34,6 +34,10 @@ wait_lines() { # file, count: wait (bounded) until the file has that many lines
     echo "timed out waiting for $2 lines in $1:"; cat "$1"; exit 1
 }
 
+# The host's own service answers beside the health service.
+[ "$("$build/greeter-client" "$addr" dubbo)" = "Hello dubbo" ] || { echo "Greeter did not answer"; exit 1; }
+echo "ok: Greeter answered"
+
 probe 0                                   # "" (the whole server) is SERVING
 probe 0 -service dubbo.example.Greeter    # registered by the host
 probe 3 -service no.such.Service          # NOT_FOUND
@@ -64,4 +68,4 @@ wait "$WATCH_PID"; WATCH_PID=
 [ "$(cat "$tmp/watch2.out")" = $'SERVICE_UNKNOWN\nend OK' ] || { echo "watch2 saw:"; cat "$tmp/watch2.out"; exit 1; }
 echo "ok: open Watch ended with OK on host stop"
 host_pid=${HOST_PID:-}; [ -z "$host_pid" ] || wait "$host_pid" 2>/dev/null || true
-echo "grpcpp-host: 9 passed, 0 failed"
+echo "grpcpp-host: 10 passed, 0 failed"
