@@ -314,6 +314,7 @@ func TestProbeExitCodes(t *testing.T) {
 		{"server SERVING", "", []string{"-addr=" + s.addr}, 0},
 		{"Greeter SERVING", "", []string{"-addr=" + s.addr, "-service", greeter}, 0},
 		{"Greeter SERVING (= form)", "", []string{"-addr", s.addr, "-service=" + greeter}, 0},
+		{"gzip request", "", []string{"-addr=" + s.addr, "-service", greeter, "-gzip"}, 0},
 		{"Greeter NOT_SERVING", "set " + greeter + " NOT_SERVING", []string{"-addr=" + s.addr, "-service", greeter}, 4},
 		{"Greeter UNKNOWN", "set " + greeter + " UNKNOWN", []string{"-addr=" + s.addr, "-service", greeter}, 4},
 		{"server shut down", "shutdown", []string{"-addr=" + s.addr}, 4},

@@ -18,6 +18,7 @@ use dubbo_health_proto::pb::{
 use http_body::Body;
 use tonic::{
     body::Body as TonicBody,
+    codec::{CompressionEncoding, EnabledCompressionEncodings},
     server::{Grpc, NamedService, ServerStreamingService, UnaryService},
     Code, Request, Response, Status,
 };
@@ -218,7 +219,7 @@ where
 
 /// The tower service for `grpc.health.v1.Health` returned by [`HealthService::server`].
 ///
-/// - Requests are decoded by the core's `wire` codec: malformed bytes and names over
+/// - Requests (plain or gzip-compressed) are decoded by the core's `wire` codec: malformed bytes and names over
 ///   [`MAX_NAME`](dubbo_health_core::MAX_NAME) bytes are `INVALID_ARGUMENT`; a request over
 ///   [`max_request_size`](Self::max_request_size) (4 MiB by default) is
 ///   `RESOURCE_EXHAUSTED`; any other method is `UNIMPLEMENTED`.
@@ -377,19 +378,27 @@ where
     fn call(&mut self, req: http::Request<B>) -> ResponseFuture {
         let limit = Some(self.max_request_size);
         let registry = self.registry.clone();
+        // gzip-compressed requests are accepted (`grpc-health-probe -gzip`); answers are a
+        // few bytes and go out uncompressed.
+        let mut accept = EnabledCompressionEncodings::default();
+        accept.enable(CompressionEncoding::Gzip);
+        let send = EnabledCompressionEncodings::default();
         let inner: Pin<Box<dyn Future<Output = _> + Send>> = match req.uri().path() {
             "/grpc.health.v1.Health/Check" => Box::pin(async move {
-                let mut grpc =
-                    Grpc::new(RawCodec::<Name>::new()).apply_max_message_size_config(limit, None);
+                let mut grpc = Grpc::new(RawCodec::<Name>::new())
+                    .apply_compression_config(accept, send)
+                    .apply_max_message_size_config(limit, None);
                 fix_limit_status(grpc.unary(CheckSvc(registry), req).await)
             }),
             "/grpc.health.v1.Health/Watch" => Box::pin(async move {
-                let mut grpc =
-                    Grpc::new(RawCodec::<Name>::new()).apply_max_message_size_config(limit, None);
+                let mut grpc = Grpc::new(RawCodec::<Name>::new())
+                    .apply_compression_config(accept, send)
+                    .apply_max_message_size_config(limit, None);
                 fix_limit_status(grpc.server_streaming(WatchSvc(registry), req).await)
             }),
             "/grpc.health.v1.Health/List" => Box::pin(async move {
                 let mut grpc = Grpc::new(RawCodec::<ListRequest>::new())
+                    .apply_compression_config(accept, send)
                     .apply_max_message_size_config(limit, None);
                 fix_limit_status(grpc.unary(ListSvc(registry), req).await)
             }),

@@ -172,3 +172,21 @@ async fn unknown_methods_and_services_are_unimplemented() {
     }
     still_serving(&server).await;
 }
+
+#[tokio::test]
+async fn gzip_compressed_requests_are_accepted() {
+    use tonic::codec::CompressionEncoding;
+    let server = Server::start();
+    server.set("svc", ServingStatus::NotServing);
+    let mut client =
+        dubbo_health_proto::pb::health_client::HealthClient::new(server.channel().await)
+            .send_compressed(CompressionEncoding::Gzip);
+    let response = client.check(request("svc")).await.unwrap().into_inner();
+    assert_eq!(response.status, ServingStatus::NotServing.as_i32());
+    let (_stream, first) = common::watch(&mut client, "svc").await;
+    assert_eq!(first, ServingStatus::NotServing);
+    assert_eq!(
+        client.check(request("nope")).await.unwrap_err().code(),
+        Code::NotFound
+    );
+}

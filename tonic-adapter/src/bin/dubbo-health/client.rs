@@ -98,6 +98,9 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
         return ExitCode::from(INVALID_ARGUMENTS);
     }
     let mut client = match connect(addr, args.connect_timeout).await {
+        Ok(c) if args.gzip => c
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
         Ok(c) => c,
         Err(code) => return code,
     };

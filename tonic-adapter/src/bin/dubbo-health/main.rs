@@ -78,6 +78,9 @@ struct CheckArgs {
     /// Timeout for the health RPC.
     #[arg(long, default_value = "1s", value_parser = duration::parse)]
     rpc_timeout: Duration,
+    /// Send the request gzip-compressed (as grpc-health-probe -gzip).
+    #[arg(long)]
+    gzip: bool,
 }
 
 #[derive(Args, Debug)]
@@ -122,6 +125,7 @@ fn rewrite_single_dash(args: impl Iterator<Item = String>) -> Vec<String> {
         "set",
         "control-stdin",
         "json",
+        "gzip",
         "help",
         "version",
     ];
