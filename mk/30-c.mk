@@ -62,6 +62,10 @@ test-c: c-lib-debug
 			-I$(C_DIR)/include -I$(C_DIR)/tests $(C_DIR)/tests/$$t.c $(C_DEBUG_LIB) $(C_NATIVE_LIBS) -o $(C_OUT)/asan/$$t; \
 		nm $(C_OUT)/asan/$$t | grep -c __asan_init >/dev/null || { echo "$$t: ASan is not linked"; exit 1; }; \
 	done
+	@# LeakSanitizer is really on: a program that leaks must fail under the same flags.
+	printf '#include <stdlib.h>\nvoid *keep;\nint main(void) { keep = malloc(64); keep = 0; return 0; }\n' > $(C_OUT)/asan/leak.c
+	cc -g -fsanitize=address,undefined $(C_OUT)/asan/leak.c -o $(C_OUT)/asan/leak
+	if ASAN_OPTIONS=detect_leaks=1 $(C_OUT)/asan/leak 2>/dev/null; then echo "LeakSanitizer did not report a leak"; exit 1; fi
 	set -e; passed=0; for t in $(C_TESTS); do \
 		echo "::: $$t (ASan+UBSan+LSan)"; \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

@@ -34,6 +34,29 @@ static int calls(struct counter *c) {
     return n;
 }
 
+/* --- a callback that takes statuses itself (the event-loop pattern) --- */
+struct drainer {
+    dh_watch *w;
+    pthread_mutex_t lock;
+    dh_status last;
+    int taken;
+    int ended;
+};
+
+static void drain_on_wake(void *userdata) {
+    struct drainer *d = userdata;
+    dh_status st;
+    dh_result rc;
+    pthread_mutex_lock(&d->lock);
+    while ((rc = dh_watch_try_next(d->w, &st)) == DH_OK) {
+        d->last = st;
+        d->taken++;
+    }
+    if (rc == DH_CLOSED) d->ended = 1;
+    else CHECK_RC(rc, DH_WOULD_BLOCK);
+    pthread_mutex_unlock(&d->lock);
+}
+
 /* --- close from another thread --- */
 struct closer {
     dh_watch *w;
@@ -211,6 +234,62 @@ int main(void) {
         CHECK(st == DH_STATUS_NOT_SERVING);
         CHECK_OK(dh_watch_set_callback(w, on_wake, &c));
         dh_watch_free(w); /* with a callback installed */
+        pthread_mutex_destroy(&c.lock);
+    }
+
+    /* a callback that drains the watch itself, woken from several setter threads */
+    {
+        struct drainer d;
+        pthread_t setters[SETTERS];
+        struct setter s[SETTERS];
+        d.w = NULL;
+        d.last = -1;
+        d.taken = 0;
+        d.ended = 0;
+        pthread_mutex_init(&d.lock, NULL);
+        CHECK_OK(dh_set(reg, NAME("drained"), DH_STATUS_SERVING, NULL));
+        CHECK_OK(dh_watch_new(reg, NAME("drained"), &d.w));
+        CHECK_OK(dh_watch_set_callback(d.w, drain_on_wake, &d));
+        pthread_mutex_lock(&d.lock);
+        CHECK(d.taken == 1 && d.last == DH_STATUS_SERVING);
+        pthread_mutex_unlock(&d.lock);
+        for (int i = 0; i < SETTERS; i++) {
+            s[i].reg = reg;
+            snprintf(s[i].name, sizeof s[i].name, "drained");
+            CHECK(pthread_create(&setters[i], NULL, set_many, &s[i]) == 0);
+        }
+        for (int i = 0; i < SETTERS; i++) CHECK(pthread_join(setters[i], NULL) == 0);
+        /* every setter ended with UNKNOWN: the last status the callback took is UNKNOWN */
+        pthread_mutex_lock(&d.lock);
+        CHECK(d.last == DH_STATUS_UNKNOWN);
+        CHECK(d.taken >= 2);
+        pthread_mutex_unlock(&d.lock);
+        CHECK_OK(dh_watch_close(d.w));
+        pthread_mutex_lock(&d.lock);
+        CHECK(d.ended);
+        pthread_mutex_unlock(&d.lock);
+        dh_watch_free(d.w);
+        pthread_mutex_destroy(&d.lock);
+    }
+
+    /* churn: many watches opened, used in every form and freed (LeakSanitizer/valgrind
+     * report anything left behind) */
+    {
+        int n = getenv("DH_TEST_SLOW") ? 200 : 5000;
+        struct counter c;
+        pthread_mutex_init(&c.lock, NULL);
+        c.calls = 0;
+        for (int i = 0; i < n; i++) {
+            dh_watch *cw = NULL;
+            int cfd = -1;
+            CHECK_OK(dh_watch_new(reg, NAME("churn"), &cw));
+            if (i % 3 == 0) CHECK_OK(dh_watch_fd(cw, &cfd));
+            if (i % 3 == 1) CHECK_OK(dh_watch_set_callback(cw, on_wake, &c));
+            CHECK_OK(dh_watch_try_next(cw, &st));
+            if (i % 2) CHECK_OK(dh_set(reg, NAME("churn"), (i % 4) == 1 ? DH_STATUS_SERVING : DH_STATUS_NOT_SERVING, NULL));
+            dh_watch_free(cw);
+        }
+        CHECK(calls(&c) >= n / 3);
         pthread_mutex_destroy(&c.lock);
     }
 
