@@ -16,6 +16,16 @@ True
 >>> next(watch)
 <ServingStatus.NOT_SERVING: 2>
 >>> watch.close()
+
+Serving it on a port of its own (port 0 picks a free one); leaving the block drains the
+registry (every name NOT_SERVING, watches end) and stops the server:
+
+>>> import dubbo_health
+>>> with dubbo_health.serve(registry, "127.0.0.1:0") as server:
+...     server.port > 0
+True
+>>> registry.is_shut_down
+True
 """
 
 from __future__ import annotations

@@ -255,9 +255,13 @@ def test_a_cycle_through_the_pending_future_is_collected(registry: Registry) -> 
         watch = registry.watch_async("a")
         assert await anext_(watch) is S.SERVICE_UNKNOWN
         pending = watch.__anext__()
-        pending.add_done_callback(lambda _f, keep=watch: keep)  # type: ignore[misc]
+
+        def keep_alive(_future: object, keep: AsyncWatch = watch) -> None:
+            assert keep is not None
+
+        pending.add_done_callback(keep_alive)
         refs.extend([weakref.ref(watch), weakref.ref(pending)])
-        del watch, pending
+        del watch, pending, keep_alive
         collect()
         assert [r() for r in refs] == [None, None]
 
