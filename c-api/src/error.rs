@@ -1,4 +1,18 @@
 //! Result codes, the per-thread last error message, and the library version.
+//!
+//! ```
+//! use dubbo_health::*;
+//!
+//! unsafe {
+//!     assert_eq!(dh_registry_new(std::ptr::null_mut()), DH_NULL_PARAMETER);
+//!     let mut buf = [0 as std::ffi::c_char; 64];
+//!     let mut len = 0;
+//!     assert_eq!(dh_last_error_message(buf.as_mut_ptr(), buf.len(), &mut len), DH_OK);
+//!     let text = std::ffi::CStr::from_ptr(buf.as_ptr()).to_str().unwrap();
+//!     assert_eq!(text, "`reg_out` is NULL");
+//!     assert_eq!(std::ffi::CStr::from_ptr(dh_result_name(DH_NULL_PARAMETER)).to_str(), Ok("DH_NULL_PARAMETER"));
+//! }
+//! ```
 
 use std::borrow::Cow;
 use std::cell::RefCell;

@@ -1,6 +1,22 @@
 //! Bytes-level `grpc.health.v1.Health` handlers for C and C++ gRPC servers: the host
 //! receives a request message (protobuf bytes, without the 5-byte gRPC frame header),
 //! passes it here, and sends back the response bytes or the gRPC status these give.
+//!
+//! ```
+//! use dubbo_health::*;
+//!
+//! let mut reg = std::ptr::null_mut();
+//! let (mut out, mut len, mut code) = ([0u8; 64], 0, 0);
+//! let request = b"\x0a\x07missing"; // HealthCheckRequest { service: "missing" }
+//! unsafe {
+//!     dh_registry_new(&mut reg);
+//!     let rc = dh_handle_check(reg, request.as_ptr(), request.len(), out.as_mut_ptr(), out.len(), &mut len, &mut code);
+//!     assert_eq!(rc, DH_OK);
+//!     assert_eq!(code, 5); // NOT_FOUND, with its grpc-message in `out`
+//!     assert_eq!(&out[..len], b"unknown service");
+//!     dh_registry_free(reg);
+//! }
+//! ```
 
 use std::sync::Arc;
 

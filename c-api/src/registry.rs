@@ -1,4 +1,20 @@
 //! The registry handle: `dh_registry_new`, `dh_set`, `dh_get`, `dh_clear`, `dh_list`, ...
+//!
+//! ```
+//! use dubbo_health::*;
+//!
+//! let mut reg = std::ptr::null_mut();
+//! let mut status = -1;
+//! unsafe {
+//!     dh_registry_new(&mut reg);
+//!     dh_shutdown(reg); // graceful drain: everything NOT_SERVING
+//!     assert_eq!(dh_get(reg, std::ptr::null(), 0, &mut status), DH_OK);
+//!     assert_eq!(status, DH_STATUS_NOT_SERVING);
+//!     dh_resume(reg);
+//!     assert_eq!(dh_get(reg, b"missing".as_ptr(), 7, &mut status), DH_NOT_FOUND);
+//!     dh_registry_free(reg);
+//! }
+//! ```
 
 use std::ffi::c_void;
 use std::sync::Arc;

@@ -3,6 +3,21 @@
 //!
 //! For hosts that have no gRPC server of their own: it serves `grpc.health.v1.Health`
 //! (Check, Watch, List) over the registry on its own thread with its own runtime.
+//!
+//! ```no_run
+//! use dubbo_health::*;
+//!
+//! let (mut reg, mut srv, mut port) = (std::ptr::null_mut(), std::ptr::null_mut(), 0u16);
+//! unsafe {
+//!     dh_registry_new(&mut reg);
+//!     assert_eq!(dh_server_start(reg, c"127.0.0.1:0".as_ptr(), &mut srv), DH_OK);
+//!     dh_server_local_port(srv, &mut port);
+//!     println!("health on 127.0.0.1:{port}");
+//!     dh_server_stop(srv, 1000); // NOT_SERVING first, then the port closes
+//!     dh_server_free(srv);
+//!     dh_registry_free(reg);
+//! }
+//! ```
 
 use std::ffi::{c_char, CStr};
 use std::net::SocketAddr;

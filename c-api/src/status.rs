@@ -1,4 +1,20 @@
 //! Serving statuses, set outcomes and limits as C integers.
+//!
+//! ```
+//! use dubbo_health::*;
+//!
+//! let mut reg = std::ptr::null_mut();
+//! let mut outcome = -1;
+//! unsafe {
+//!     dh_registry_new(&mut reg);
+//!     // SERVICE_UNKNOWN is only ever reported, never set; 7 is no status at all.
+//!     assert_eq!(dh_set(reg, b"a".as_ptr(), 1, DH_STATUS_SERVICE_UNKNOWN, &mut outcome), DH_INVALID_STATUS);
+//!     assert_eq!(dh_set(reg, b"a".as_ptr(), 1, 7, &mut outcome), DH_INVALID_STATUS);
+//!     assert_eq!(dh_set(reg, b"a".as_ptr(), 1, DH_STATUS_SERVING, &mut outcome), DH_OK);
+//!     assert_eq!(outcome, DH_SET_CHANGED);
+//!     dh_registry_free(reg);
+//! }
+//! ```
 
 use dubbo_health_core::{ServingStatus, SetOutcome};
 

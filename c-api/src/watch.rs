@@ -1,6 +1,25 @@
 //! Watches: `dh_watch_new`, blocking `dh_watch_next`, pollable `dh_watch_fd` /
 //! `dh_watch_try_next`, `dh_watch_set_callback`, `dh_watch_close`, `dh_watch_free`.
 //!
+//! ```
+//! use dubbo_health::*;
+//!
+//! let (mut reg, mut w, mut status) = (std::ptr::null_mut(), std::ptr::null_mut(), -1);
+//! let name = b"org.apache.Foo";
+//! unsafe {
+//!     dh_registry_new(&mut reg);
+//!     dh_watch_new(reg, name.as_ptr(), name.len(), &mut w);
+//!     assert_eq!(dh_watch_next(w, 1000, &mut status), DH_OK);
+//!     assert_eq!(status, DH_STATUS_SERVICE_UNKNOWN); // not registered yet
+//!     dh_set(reg, name.as_ptr(), name.len(), DH_STATUS_SERVING, std::ptr::null_mut());
+//!     assert_eq!(dh_watch_next(w, 1000, &mut status), DH_OK);
+//!     assert_eq!(status, DH_STATUS_SERVING);
+//!     assert_eq!(dh_watch_try_next(w, &mut status), DH_WOULD_BLOCK);
+//!     dh_watch_free(w);
+//!     dh_registry_free(reg);
+//! }
+//! ```
+//!
 //! # Implementation Notes
 //!
 //! A `dh_watch` owns one core [`Watch`] stream (boxed, since it is `!Unpin`) over an
