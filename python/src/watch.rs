@@ -10,14 +10,33 @@ use dubbo_health_core::{DefaultRegistry, ServingStatus};
 use futures_core::Stream;
 use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 
 use crate::pyobjects;
 
 /// The core stream every watch object drives.
 pub(crate) type CoreWatch = dubbo_health_core::Watch<Arc<DefaultRegistry>, String>;
 
-/// How long one wait may last with the GIL released before signals are checked again.
+/// How long one wait on the main thread may last with the GIL released before signals
+/// (Ctrl-C) are checked again.
 const SLICE: Duration = Duration::from_millis(50);
+/// The same on other threads, where Python runs no signal handlers: a change or `close()`
+/// wakes the waiter anyway, so this only bounds how long a lost wake-up could cost.
+const SLICE_OFF_MAIN: Duration = Duration::from_secs(1);
+
+static THREADING: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
+
+/// Whether the calling thread is Python's main thread (the one signal handlers run on).
+fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
+    let (current, main) = THREADING.get_or_try_init(py, || {
+        let threading = py.import("threading")?;
+        Ok::<_, PyErr>((
+            threading.getattr("current_thread")?.unbind(),
+            threading.getattr("main_thread")?.unbind(),
+        ))
+    })?;
+    Ok(current.call0(py)?.is(&main.call0(py)?))
+}
 
 /// Locks `m`, ignoring poisoning: nothing here leaves the data half-updated.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -161,11 +180,16 @@ impl Watch {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
+        let slice = if on_main_thread(py)? {
+            SLICE
+        } else {
+            SLICE_OFF_MAIN
+        };
         loop {
             let now = Instant::now();
             let until = match deadline {
-                Some(d) => d.min(now + SLICE),
-                None => now + SLICE,
+                Some(d) => d.min(now + slice),
+                None => now + slice,
             };
             match py.detach(|| self.wait(until)) {
                 Step::Item(status) => return pyobjects::status(py, status).map(Some),

@@ -210,3 +210,24 @@ def test_watch_keeps_the_registry_alive() -> None:
     watch = Registry().watch("")
     assert next(watch) is S.SERVING
     watch.close()
+
+
+def test_close_wakes_a_waiter_on_another_thread_at_once(registry: Registry) -> None:
+    watch = registry.watch("a")
+    assert next(watch) is S.SERVICE_UNKNOWN
+    ended = threading.Event()
+
+    def drain() -> None:
+        for _ in watch:
+            pass
+        ended.set()
+
+    waiter = threading.Thread(target=drain)
+    waiter.start()
+    time.sleep(0.05)  # let it block in next()
+    start = time.monotonic()
+    watch.close()
+    assert ended.wait(5)
+    # woken by close() itself, not by the periodic re-check
+    assert time.monotonic() - start < 0.5
+    waiter.join(5)
