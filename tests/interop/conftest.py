@@ -119,7 +119,7 @@ def render_matrix() -> str:
     out.append("\n## Hostile input (raw HTTP/2, grpcio and grpc-go clients)\n")
     out.append(
         "After each: Check answers within 100 ms and the host's RSS is within 10% of its value "
-        "before the attacks, taken after a warm-up of 5,000 Watch streams opened and cancelled.\n"
+        "before the attacks, taken after a warm-up of three rounds of 5,000 Watch streams opened and cancelled.\n"
     )
     out.append("| host | " + " | ".join(hostile) + " |")
     out.append("|---" * (len(hostile) + 1) + "|")

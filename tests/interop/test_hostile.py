@@ -281,13 +281,15 @@ HOSTILE: dict[str, Hostile] = {
 
 
 def prepare(host: Host) -> None:
-    """Warm up with the heaviest attack (5,000 Watch streams), so allocator pools and caches
-    are at their working size, then take the RSS baseline once per host: growth past it after
-    an attack is memory the host kept."""
+    """Warm up with three rounds of the heaviest attack (5,000 Watch streams each), so allocator
+    arenas and gRPC caches are at their working size (repeated rounds plateau there on every
+    host), then take the RSS baseline once per host: growth past it after an attack is memory
+    the host kept."""
     if host.baseline_rss is not None:
         return
-    out = storm(host, 5000)
-    assert out.startswith("OK"), f"warm-up Watch storm failed: {out}"
+    for _ in range(3):
+        out = storm(host, 5000)
+        assert out.startswith("OK"), f"warm-up Watch storm failed: {out}"
     assert host.raw
     for _ in range(200):
         host.raw.check(GREETER)
