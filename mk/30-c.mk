@@ -56,6 +56,8 @@ test-c-header:
 # Every C test, built with ASan + UBSan (LeakSanitizer included) against the debug static
 # library, which also has the dh_debug_panic hook.
 test-c: c-lib-debug
+	@# The build without the server feature (what the fuzz target links): dh_server_* say DH_UNSUPPORTED.
+	$(CARGO) test -p dubbo-health-c --no-default-features --lib --locked
 	@mkdir -p $(C_OUT)/asan
 	set -e; for t in $(C_TESTS); do \
 		cc $(C_WARN) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \

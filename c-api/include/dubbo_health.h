@@ -179,6 +179,7 @@ const char *dh_result_name(dh_result result);
 //
 // # Errors
 // * `DH_NULL_PARAMETER`: `len_out` is NULL, or `buf` is NULL with `cap > 0`.
+// * `DH_INVALID_ARGUMENT`: `cap` is larger than any object (`> PTRDIFF_MAX`).
 // * `DH_BUFFER_TOO_SMALL`: `cap` is less than length + 1; `*len_out` is set to the
 //   capacity needed (length + 1) and `buf` is left unchanged.
 //

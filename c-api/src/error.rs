@@ -176,6 +176,7 @@ pub(crate) fn record_panic(payload: &(dyn std::any::Any + Send)) {
 ///
 /// # Errors
 /// * `DH_NULL_PARAMETER`: `len_out` is NULL, or `buf` is NULL with `cap > 0`.
+/// * `DH_INVALID_ARGUMENT`: `cap` is larger than any object (`> PTRDIFF_MAX`).
 /// * `DH_BUFFER_TOO_SMALL`: `cap` is less than length + 1; `*len_out` is set to the
 ///   capacity needed (length + 1) and `buf` is left unchanged.
 ///
@@ -198,7 +199,7 @@ pub unsafe extern "C" fn dh_last_error_message(
         // Safety: forwarded from the caller.
         let out = match unsafe { bytes_out(buf.cast::<u8>(), cap, "buf") } {
             Ok(out) => out,
-            Err(_) => return DH_NULL_PARAMETER,
+            Err(f) => return f.code,
         };
         let copied = LAST_ERROR.try_with(|slot| {
             let text = slot.borrow();

@@ -250,3 +250,46 @@ pub unsafe extern "C" fn dh_server_free(srv: *mut dh_server) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::*;
+    use crate::registry::{dh_registry_free, dh_registry_new};
+    use std::ptr::null_mut;
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn start_report_port_stop_free() {
+        let (mut reg, mut srv, mut port) = (null_mut(), null_mut(), 0u16);
+        unsafe {
+            assert_eq!(dh_registry_new(&mut reg), DH_OK);
+            assert_eq!(
+                dh_server_start(reg, c"127.0.0.1:0".as_ptr(), &mut srv),
+                DH_OK
+            );
+            assert_eq!(dh_server_local_port(srv, &mut port), DH_OK);
+            assert_ne!(port, 0);
+            assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+            assert_eq!(dh_server_stop(srv, 1000), DH_OK);
+            assert_eq!(dh_server_stop(srv, 1000), DH_INVALID_STATE);
+            dh_server_free(srv);
+            dh_registry_free(reg);
+        }
+    }
+
+    #[cfg(not(feature = "server"))]
+    #[test]
+    fn without_the_feature_start_is_unsupported() {
+        let (mut reg, mut srv) = (null_mut(), null_mut());
+        unsafe {
+            assert_eq!(dh_registry_new(&mut reg), DH_OK);
+            assert_eq!(
+                dh_server_start(reg, c"127.0.0.1:0".as_ptr(), &mut srv),
+                DH_UNSUPPORTED
+            );
+            assert!(srv.is_null());
+            dh_registry_free(reg);
+        }
+    }
+}

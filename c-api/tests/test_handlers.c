@@ -82,6 +82,15 @@ int main(void) {
     CHECK_RC(dh_handle_check(reg, NULL, 0, NULL, 2, &out_len, &code), DH_NULL_PARAMETER);
     CHECK_RC(dh_handle_check(reg, NULL, 0, out, sizeof out, NULL, &code), DH_NULL_PARAMETER);
     CHECK_RC(dh_handle_check(reg, NULL, 0, out, sizeof out, &out_len, NULL), DH_NULL_PARAMETER);
+    /* a capacity no object can have */
+    CHECK_RC(dh_handle_check(reg, NULL, 0, out, SIZE_MAX, &out_len, &code), DH_INVALID_ARGUMENT);
+    CHECK_RC(dh_handle_list(reg, NULL, 0, out, SIZE_MAX, &out_len, &code), DH_INVALID_ARGUMENT);
+    CHECK_RC(dh_encode_check_response(DH_STATUS_SERVING, out, SIZE_MAX, &out_len), DH_INVALID_ARGUMENT);
+    CHECK_RC(dh_watch_next_encoded(NULL, 0, out, SIZE_MAX, &out_len), DH_NULL_PARAMETER);
+    {
+        size_t n = 0;
+        CHECK_RC(dh_last_error_message((char *)out, SIZE_MAX, &n), DH_INVALID_ARGUMENT);
+    }
 
     /* List: every name; a short buffer reports the size needed */
     CHECK_OK(dh_handle_list(reg, NULL, 0, out, sizeof out, &out_len, &code));
