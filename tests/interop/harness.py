@@ -558,7 +558,7 @@ class Client:
     def missing(self) -> str | None:
         return None
 
-    def check(self, addr: str, service: str) -> str:
+    def check(self, addr: str, service: str, gzip: bool = False) -> str:
         raise NotImplementedError
 
     def watch(self, addr: str, service: str, count: int = 0, timeout: float = 20.0) -> WatchProc:
@@ -613,8 +613,9 @@ class ProtocolClient(Client):
             out += [f"{self.flag}{k}", str(v)]
         return out
 
-    def check(self, addr: str, service: str) -> str:
-        return normalise_answer(first_line(run(self.argv("check", addr, service=service))))
+    def check(self, addr: str, service: str, gzip: bool = False) -> str:
+        argv = self.argv("check", addr, service=service) + ([f"{self.flag}gzip"] if gzip else [])
+        return normalise_answer(first_line(run(argv)))
 
     def list(self, addr: str) -> dict[str, str] | str:
         return _list_answer(first_line(run(self.argv("list", addr))))
@@ -651,8 +652,9 @@ class ExitCodeClient(Client):
             return f"{self.exe()} missing"
         return None
 
-    def check(self, addr: str, service: str, extra: list[str] | None = None) -> str:
+    def check(self, addr: str, service: str, gzip: bool = False) -> str:
         f = self.flag
+        extra = [f"{f}gzip"] if gzip else []
         cp = run(
             [
                 self.exe(),
@@ -664,7 +666,7 @@ class ExitCodeClient(Client):
                 f"{f}rpc-timeout",
                 "5s",
                 *self.extra,
-                *(extra or []),
+                *extra,
             ]
         )
         text = (cp.stderr + cp.stdout).strip()
@@ -720,24 +722,23 @@ CLIENTS: dict[str, Client] = {
             "grpcio-health-checking HealthStub",
             lambda: [PYTHON, str(HERE / "clients" / "pyclient.py"), "grpcio"],
             "--",
-            lacks={"gzip": "covered by the hostile-input gzip test"},
         ),
         ProtocolClient(
             "grpclib",
             "grpclib health client (List raw)",
             lambda: [PYTHON, str(HERE / "clients" / "pyclient.py"), "grpclib"],
             "--",
-            lacks={"clienthealth": "grpclib has no client-side health checking", "gzip": "grpclib has no gzip"},
+            lacks={
+                "clienthealth": "grpclib has no client-side health checking",
+                "gzip": "grpclib has no request compression",
+            },
         ),
         ProtocolClient(
             "grpc-js",
             "@grpc/grpc-js + grpc-health-check",
             lambda: ["node", str(HERE / "node" / "client.js")],
             "--",
-            lacks={
-                "clienthealth": "grpc-js 1.14 does not implement healthCheckConfig",
-                "gzip": "covered by the hostile-input gzip test",
-            },
+            lacks={"clienthealth": "grpc-js 1.14 does not implement healthCheckConfig"},
             requires=[HERE / "node" / "node_modules" / "grpc-health-check"],
         ),
         CliClient(
@@ -749,4 +750,3 @@ CLIENTS: dict[str, Client] = {
         ),
     ]
 }
-CLIENTS["grpc-go"].lacks = {"gzip": "covered by grpc-health-probe -gzip (same grpc-go compressor)"}

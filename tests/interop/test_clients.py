@@ -74,8 +74,8 @@ def check_shutdown(host: Host, client: Client) -> None:
 
 
 def check_gzip(host: Host, client: Client) -> None:
-    got = client.check(host.addr, GREETER, extra=["-gzip"])  # type: ignore[call-arg]
-    assert got == "SERVING", f"Check with -gzip: expected SERVING, got {got}"
+    got = client.check(host.addr, GREETER, gzip=True)
+    assert got == "SERVING", f"gzip-compressed Check: expected SERVING, got {got}"
 
 
 def watch_first(host: Host, client: Client) -> None:

@@ -35,7 +35,9 @@ def run_grpcio(args: argparse.Namespace) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             if args.mode == "check":
-                emit(status_name(stub.Check(health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)))
+                compression = grpc.Compression.Gzip if args.gzip else None
+                request = health_pb2.HealthCheckRequest(service=args.service)
+                emit(status_name(stub.Check(request, timeout=args.timeout, compression=compression)))
             elif args.mode == "list":
                 resp = stub.List(health_pb2.HealthListRequest(), timeout=args.timeout)
                 emit(json.dumps({k: status_name(v) for k, v in resp.statuses.items()}, ensure_ascii=False))
@@ -193,6 +195,7 @@ def main() -> None:
     p.add_argument("--addr", required=True)
     p.add_argument("--service", default="")
     p.add_argument("--count", type=int, default=0)
+    p.add_argument("--gzip", action="store_true", help="check: gzip-compress the request (grpcio only)")
     p.add_argument("--timeout", type=float, default=10.0)
     args = p.parse_args()
     if args.lib == "grpcio":

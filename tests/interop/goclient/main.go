@@ -3,7 +3,7 @@
 //
 // Output protocol (shared with the Node and Python peers, parsed by tests/interop/clients.py):
 //
-//	check  -addr A -service S        one line: a status name (SERVING, ...) or "ERROR <CODE> <message>"
+//	check  -addr A -service S [-gzip] one line: a status name (SERVING, ...) or "ERROR <CODE> <message>"
 //	watch  -addr A -service S        one line per message, "END <CODE> <message>" when the stream
 //	       [-count K] [-timeout D]   ends, "TIMEOUT" when D elapses first; exits after K messages
 //	list   -addr A                   one line: a JSON object name -> status, or "ERROR <CODE> <message>"
@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
 	_ "google.golang.org/grpc/health" // registers client-side health checking
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -49,6 +50,7 @@ func main() {
 	total := fs.Int("n", 5000, "storm: Watch streams to open and cancel in all")
 	batch := fs.Int("batch", 500, "storm: Watch streams open at the same time")
 	conns := fs.Int("conns", 4, "storm: connections the streams are spread over")
+	useGzip := fs.Bool("gzip", false, "check: gzip-compress the request")
 	rpcTimeout := fs.Duration("rpc-timeout", 5*time.Second, "per-RPC deadline for check/list")
 	if err := fs.Parse(os.Args[2:]); err != nil || *addr == "" {
 		usage()
@@ -59,7 +61,11 @@ func main() {
 		defer conn.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), *rpcTimeout)
 		defer cancel()
-		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: *service})
+		var callOpts []grpc.CallOption
+		if *useGzip {
+			callOpts = append(callOpts, grpc.UseCompressor(gzip.Name))
+		}
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: *service}, callOpts...)
 		if err != nil {
 			printErr(err)
 			return

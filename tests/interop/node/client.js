@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Node peer of the interop suite: @grpc/grpc-js with the service definition shipped by
 // grpc-health-check. Same command line and output protocol as ../goclient (see its header):
-//   node client.js check|watch|list --addr HOST:PORT [--service NAME] [--count K] [--timeout SECONDS]
+//   node client.js check|watch|list --addr HOST:PORT [--service NAME] [--count K] [--timeout SECONDS] [--gzip]
 'use strict';
 
 const grpc = require('@grpc/grpc-js');
@@ -10,9 +10,14 @@ const { service } = require('grpc-health-check');
 const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).map(([name, n]) => [n, name]));
 
 function parseArgs(argv) {
-  const opts = { mode: argv[0], addr: '', service: '', count: 0, timeout: 10 };
+  const opts = { mode: argv[0], addr: '', service: '', count: 0, timeout: 10, gzip: false };
   for (let i = 1; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--?/, '');
+    if (key === 'gzip') {
+      opts.gzip = true;
+      i -= 1;
+      continue;
+    }
     if (!(key in opts) || i + 1 >= argv.length) usage();
     opts[key] = key === 'count' || key === 'timeout' ? Number(argv[i + 1]) : argv[i + 1];
   }
@@ -32,7 +37,9 @@ function errorLine(prefix, err) {
 function main() {
   const opts = parseArgs(process.argv.slice(2));
   const Health = grpc.makeClientConstructor(service, 'grpc.health.v1.Health');
-  const client = new Health(opts.addr, grpc.credentials.createInsecure());
+  // grpc.default_compression_algorithm 2 = gzip: requests are sent compressed.
+  const channelOptions = opts.gzip ? { 'grpc.default_compression_algorithm': 2 } : {};
+  const client = new Health(opts.addr, grpc.credentials.createInsecure(), channelOptions);
   const deadline = new Date(Date.now() + opts.timeout * 1000);
   const done = (line) => {
     process.stdout.write(line + '\n');
