@@ -15,8 +15,8 @@ test-rust:
 
 # The core must build for targets that have no std (and, on thumbv7em, no 64-bit atomics).
 test-nostd:
-	$(CARGO) build -p dubbo-health-core --locked --target x86_64-unknown-none
-	$(CARGO) build -p dubbo-health-core --locked --target thumbv7em-none-eabihf
+	$(CARGO) build -p dubbo-health-core --locked --no-default-features --target x86_64-unknown-none
+	$(CARGO) build -p dubbo-health-core --locked --no-default-features --target thumbv7em-none-eabihf
 
 # loom gets its own target dir: --cfg loom must not rebuild (and clobber) the normal artifacts.
 test-loom:

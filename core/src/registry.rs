@@ -28,36 +28,79 @@ const fn name_len(meta: u32) -> usize {
     ((meta >> 8) & 0xff) as usize
 }
 
-/// Hashes a name (FxHash-style, a word at a time). `const` so `Registry::new` can place `""`.
-pub(crate) const fn hash(bytes: &[u8]) -> u32 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h: u64 = bytes.len() as u64;
-    let mut i = 0;
-    while i < bytes.len() {
-        let mut word = [0u8; 8];
-        let mut j = 0;
-        while j < 8 && i + j < bytes.len() {
-            word[j] = bytes[i + j];
-            j += 1;
-        }
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        i += 8;
-    }
+const HASH_K: u64 = 0x517c_c1b7_2722_0a95;
+
+#[inline(always)]
+const fn hash_step(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(HASH_K)
+}
+
+#[inline(always)]
+const fn hash_finish(mut h: u64) -> u32 {
     h ^= h >> 29;
-    h = h.wrapping_mul(K);
+    h = h.wrapping_mul(HASH_K);
     (h ^ (h >> 32)) as u32
 }
 
-/// Word `i` of a name, zero-padded, as stored in a slot.
-#[inline]
-const fn name_word(bytes: &[u8], i: usize) -> usize {
-    let mut word = [0u8; WORD];
+/// The little-endian word of up to 8 bytes, zero-padded.
+#[inline(always)]
+const fn tail_word(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
     let mut j = 0;
-    while j < WORD && i * WORD + j < bytes.len() {
-        word[j] = bytes[i * WORD + j];
+    while j < bytes.len() {
+        word[j] = bytes[j];
         j += 1;
     }
-    usize::from_ne_bytes(word)
+    u64::from_le_bytes(word)
+}
+
+/// Hashes a name (FxHash-style, eight bytes at a time). The `const` twin of [`hash`], so
+/// `Registry::new` can place `""`; a test checks the two agree.
+pub(crate) const fn hash_const(bytes: &[u8]) -> u32 {
+    let mut h: u64 = bytes.len() as u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = if i + 8 < bytes.len() {
+            i + 8
+        } else {
+            bytes.len()
+        };
+        let (_, rest) = bytes.split_at(i);
+        let (chunk, _) = rest.split_at(end - i);
+        h = hash_step(h, tail_word(chunk));
+        i += 8;
+    }
+    hash_finish(h)
+}
+
+/// Hashes a name (FxHash-style, eight bytes at a time).
+#[inline]
+pub(crate) fn hash(bytes: &[u8]) -> u32 {
+    let mut h: u64 = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word: [u8; 8] = chunk.try_into().unwrap_or_default();
+        h = hash_step(h, u64::from_le_bytes(word));
+    }
+    if !chunks.remainder().is_empty() {
+        h = hash_step(h, tail_word(chunks.remainder()));
+    }
+    hash_finish(h)
+}
+
+/// Word `i` of a name, zero-padded, as stored in a slot.
+#[inline(always)]
+fn name_word(bytes: &[u8], i: usize) -> usize {
+    let start = i * WORD;
+    match bytes.get(start..start + WORD) {
+        Some(chunk) => usize::from_ne_bytes(chunk.try_into().unwrap_or_default()),
+        None => {
+            let mut word = [0u8; WORD];
+            let tail = &bytes[start.min(bytes.len())..];
+            word[..tail.len()].copy_from_slice(tail);
+            usize::from_ne_bytes(word)
+        }
+    }
 }
 
 /// One entry of the table, readable without the lock through a sequence lock.
@@ -99,7 +142,7 @@ impl Slot {
             Self {
                 seq: AtomicU32::new(0),
                 meta: AtomicU32::new(pack(KIND_LIVE, ServingStatus::Serving, 0)),
-                hash: AtomicU32::new(hash(b"")),
+                hash: AtomicU32::new(hash_const(b"")),
                 gen: AtomicU32::new(1),
                 #[cfg(not(loom))]
                 name: [const { AtomicUsize::new(0) }; WORDS],
@@ -147,8 +190,21 @@ impl Slot {
     /// Compares the stored name with `name` (whose length already matched).
     #[inline]
     fn name_eq(&self, name: &[u8]) -> bool {
-        let words = name.len().div_ceil(WORD);
-        (0..words).all(|i| self.name[i].load(Ordering::Acquire) == name_word(name, i))
+        let mut chunks = name.chunks_exact(WORD);
+        let mut words = self.name.iter();
+        // `chunks` first: `zip` pulls from its left side first, and must not consume a stored
+        // word when the name has no more full chunks.
+        for (chunk, stored) in (&mut chunks).zip(&mut words) {
+            let word = usize::from_ne_bytes(chunk.try_into().unwrap_or_default());
+            if stored.load(Ordering::Acquire) != word {
+                return false;
+            }
+        }
+        let tail = chunks.remainder();
+        tail.is_empty()
+            || words
+                .next()
+                .is_some_and(|stored| stored.load(Ordering::Acquire) == name_word(tail, 0))
     }
 
     /// Copies the stored name into `buf`, returning its length.
@@ -230,6 +286,14 @@ impl<const N: usize> State<N> {
 /// assert_eq!(HEALTH.get("nope"), None);
 /// ```
 ///
+/// A registry is `Send + Sync`, so one `static` or `Arc` serves every thread:
+///
+/// ```
+/// use dubbo_health_core::DefaultRegistry;
+/// fn shared<T: Send + Sync>() {}
+/// shared::<DefaultRegistry>();
+/// ```
+///
 /// # Implementation Notes
 ///
 /// Names live in an open-addressing hash table of `N` slots with linear probing. Each slot
@@ -254,7 +318,7 @@ impl<const N: usize> Registry<N> {
     const ROOT: usize = {
         assert!(N > 0, "a registry needs room for at least \"\"");
         assert!(N < u32::MAX as usize, "registry capacity must fit in u32");
-        hash(b"") as usize % N
+        hash_const(b"") as usize % N
     };
 
     crate::loom::loom_const_fn! {

@@ -358,7 +358,10 @@ fn watch_with_arc_and_owned_name_is_send_static() {
     r.set("svc", Serving).unwrap();
     // Whatever the interleaving, the watcher ends on SERVING, with nothing else in between.
     let seen = handle.join().unwrap();
-    assert!(seen == [ServiceUnknown, Serving] || seen == [Serving], "{seen:?}");
+    assert!(
+        seen == [ServiceUnknown, Serving] || seen == [Serving],
+        "{seen:?}"
+    );
 }
 
 #[test]
@@ -511,4 +514,21 @@ fn list_over_limit_is_resource_exhausted() {
     r.set("one-too-many", Serving).unwrap();
     let err = wire::handle_list(&r, b"", &mut out).unwrap_err();
     assert_eq!(err.code(), crate::GrpcCode::ResourceExhausted);
+}
+
+#[test]
+fn const_and_runtime_hash_agree() {
+    use crate::registry::{hash, hash_const};
+    let long = "x".repeat(MAX_NAME);
+    for name in [
+        "",
+        "a",
+        "abcdefg",
+        "abcdefgh",
+        "abcdefghi",
+        "org.apache.dubbogo.samples.api.Greeter",
+        &long,
+    ] {
+        assert_eq!(hash(name.as_bytes()), hash_const(name.as_bytes()), "{name}");
+    }
 }

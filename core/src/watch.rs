@@ -80,6 +80,23 @@ const NO_STATUS: u8 = u8::MAX;
 /// assert_eq!(block_on(watch.next()), Some(ServingStatus::Serving));
 /// ```
 ///
+/// A watch must be pinned before it is polled (it is `!Unpin`), and it is `Send` when its
+/// handle and name are, so it can be returned from a tonic handler:
+///
+/// ```compile_fail
+/// use dubbo_health_core::Registry;
+/// fn unpin<T: Unpin>(_: T) {}
+/// let registry = Registry::<8>::new();
+/// unpin(registry.watch("svc").unwrap());
+/// ```
+///
+/// ```compile_fail
+/// use std::rc::Rc;
+/// use dubbo_health_core::{Registry, Watch};
+/// fn send<T: Send>(_: T) {}
+/// send(Watch::new(Rc::new(Registry::<8>::new()), "svc").unwrap());
+/// ```
+///
 /// # Implementation Notes
 ///
 /// The watch owns its wait-list node, so parking allocates nothing. The node is linked only
