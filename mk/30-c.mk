@@ -112,6 +112,9 @@ test-c-grpcpp:
 		-Wl,-rpath,$(C_TEST_PREFIX)/lib -o $(C_OUT)/pc_smoke_shared && $(C_OUT)/pc_smoke_shared
 	cc $(C_WARN) $(C_OUT)/pc_smoke.c $$(PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig pkg-config --static --cflags --libs dubbo-health | \
 		sed 's/-ldubbo_health/-l:libdubbo_health.a/') -o $(C_OUT)/pc_smoke_static && $(C_OUT)/pc_smoke_static
+	@# A build dir configured from another checkout cannot be reused.
+	grep -qx 'CMAKE_HOME_DIRECTORY:INTERNAL=$(CURDIR)/$(C_DIR)/examples/grpcpp-host' $(C_HOST_BUILD)/CMakeCache.txt 2>/dev/null || \
+		rm -rf $(C_HOST_BUILD)
 	cmake -S $(C_DIR)/examples/grpcpp-host -B $(C_HOST_BUILD) -DCMAKE_PREFIX_PATH=$(C_TEST_PREFIX) \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(C_HOST_BUILD) -j2

@@ -82,23 +82,25 @@ class WatchReactor final : public grpc::ServerGenericBidiReactor {
   explicit WatchReactor(const dh_registry* registry) : registry_(registry) { StartRead(&request_); }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
-      return;
-    }
-    const std::string req = Flatten(request_);
-    uint32_t code = 0;
     dh_watch* w = nullptr;
-    if (dh_watch_from_request(registry_, reinterpret_cast<const uint8_t*>(req.data()), req.size(), &w, &code) !=
-        DH_OK) {
-      Finish(grpc::Status(static_cast<grpc::StatusCode>(code ? code : 13), LastError()));
-      return;
-    }
     {
       std::lock_guard<std::recursive_mutex> lock(mu_);
+      if (!ok) {  // cancelled before the request arrived, or no request at all
+        FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
+        return;
+      }
+      if (finished_) return;  // cancelled meanwhile
+      const std::string req = Flatten(request_);
+      uint32_t code = 0;
+      if (dh_watch_from_request(registry_, reinterpret_cast<const uint8_t*>(req.data()), req.size(), &w, &code) !=
+          DH_OK) {
+        FinishOnce(grpc::Status(static_cast<grpc::StatusCode>(code ? code : 13), LastError()));
+        return;
+      }
       watch_ = w;
     }
-    // Runs OnWake once right away: the first status is ready at once.
+    // Runs OnWake once right away: the first status is ready at once. Not under mu_: the
+    // callback may already be running on a dh_set thread, waiting for mu_.
     dh_watch_set_callback(w, &WatchReactor::OnWake, this);
   }
 

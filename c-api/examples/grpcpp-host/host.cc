@@ -8,6 +8,7 @@
 //   clear NAME | shutdown | resume | quit
 // Each command is answered with "ok" or "error: <message>" on stdout.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -15,6 +16,9 @@
 #include <string>
 
 #include <grpcpp/grpcpp.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "dubbo_health.h"
 #include "greeter.grpc.pb.h"
@@ -80,6 +84,13 @@ std::string Run(const dh_registry* reg, const std::string& line, bool* quit) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(__GLIBC__)
+  // gRPC serves calls from many threads, and glibc gives each its own malloc arena, so
+  // after bursts of thousands of streams the RSS keeps creeping up (freed memory stays in
+  // per-thread arenas; nothing leaks). One arena keeps it flat, which matters more than
+  // allocation speed for a health endpoint. MALLOC_ARENA_MAX in the environment wins.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 1);
+#endif
   const std::string addr = argc > 1 ? argv[1] : "127.0.0.1:0";
   if (std::strcmp(dh_version(), DH_VERSION) != 0) {
     std::fprintf(stderr, "libdubbo_health %s does not match its header %s\n", dh_version(), DH_VERSION);
