@@ -106,6 +106,11 @@ C_HOST_BUILD := $(C_OUT)/grpcpp-host
 test-c-grpcpp:
 	rm -rf $(C_TEST_PREFIX)
 	$(MAKE) --no-print-directory install-c PREFIX=$(C_TEST_PREFIX)
+	@# The shared library exports exactly the functions the header declares (the debug hook aside).
+	sed -nE 's/^(dh_result|void|const char \*) *(dh_[a-z_]+)\(.*/\2/p' $(C_HEADER) | grep -v '^dh_debug_panic$$' | sort > $(C_OUT)/header-symbols.txt
+	nm -D --defined-only $(C_TEST_PREFIX)/lib/libdubbo_health.so | awk '{print $$3}' | sort > $(C_OUT)/so-symbols.txt
+	diff -u $(C_OUT)/header-symbols.txt $(C_OUT)/so-symbols.txt
+	test "$$(wc -l < $(C_OUT)/so-symbols.txt)" -ge 30
 	# pkg-config: a C program built from the .pc flags alone, against the shared and the static library
 	printf '#include <dubbo_health.h>\n#include <string.h>\nint main(void) { dh_registry *r; if (dh_registry_new(&r)) return 1; dh_registry_free(r); return strcmp(dh_version(), DH_VERSION) != 0; }\n' > $(C_OUT)/pc_smoke.c
 	cc $(C_WARN) $(C_OUT)/pc_smoke.c $$(PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig pkg-config --cflags --libs dubbo-health) \
