@@ -111,7 +111,7 @@ test-c-grpcpp:
 	nm -D --defined-only $(C_TEST_PREFIX)/lib/libdubbo_health.so | awk '{print $$3}' | sort > $(C_OUT)/so-symbols.txt
 	diff -u $(C_OUT)/header-symbols.txt $(C_OUT)/so-symbols.txt
 	test "$$(wc -l < $(C_OUT)/so-symbols.txt)" -ge 30
-	# pkg-config: a C program built from the .pc flags alone, against the shared and the static library
+	@# pkg-config: a C program built from the .pc flags alone, against the shared and the static library
 	printf '#include <dubbo_health.h>\n#include <string.h>\nint main(void) { dh_registry *r; if (dh_registry_new(&r)) return 1; dh_registry_free(r); return strcmp(dh_version(), DH_VERSION) != 0; }\n' > $(C_OUT)/pc_smoke.c
 	cc $(C_WARN) $(C_OUT)/pc_smoke.c $$(PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig pkg-config --cflags --libs dubbo-health) \
 		-Wl,-rpath,$(C_TEST_PREFIX)/lib -o $(C_OUT)/pc_smoke_shared && $(C_OUT)/pc_smoke_shared
@@ -123,6 +123,7 @@ test-c-grpcpp:
 	cmake -S $(C_DIR)/examples/grpcpp-host -B $(C_HOST_BUILD) -DCMAKE_PREFIX_PATH=$(C_TEST_PREFIX) \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(C_HOST_BUILD) -j2
+	$(C_HOST_BUILD)/static-smoke
 	timeout 300 $(C_DIR)/examples/grpcpp-host/test.sh $(C_HOST_BUILD)
 
 # libFuzzer (cargo fuzz, nightly, ASan) over dh_handle_check / dh_handle_list /
