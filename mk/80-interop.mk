@@ -18,7 +18,10 @@ C_NATIVE_LIBS ?= -lgcc_s -lutil -lrt -lpthread -lm -ldl
 interop-hosts: python-install
 	$(CARGO) build -p dubbo-health-tonic --locked --bins --examples
 	$(CARGO) build -p dubbo-health-c --locked
-	cd $(INTEROP)/hosts/tonic-host && $(CARGO) build --locked
+	# The tonic host is its own workspace; it takes the root lock file so it builds with exactly
+	# the versions the rest of the project is tested with.
+	cp Cargo.lock $(INTEROP)/hosts/tonic-host/Cargo.lock
+	cd $(INTEROP)/hosts/tonic-host && $(CARGO) build
 	@mkdir -p $(INTEROP_BIN)
 	cc -std=c99 -Wall -Wextra -Wpedantic -Werror -O1 -Ic-api/include $(INTEROP)/hosts/chost.c \
 		$(CARGO_TARGET_DIR)/debug/libdubbo_health.a $(C_NATIVE_LIBS) -o $(INTEROP_BIN)/chost

@@ -8,7 +8,9 @@ a file (``make interop`` sets docs/interop.md), written there as Markdown.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +66,25 @@ def _hostile() -> dict[str, str]:
     return {k: v.title for k, v in HOSTILE.items()}
 
 
+def _revision() -> str:
+    """The commit the suite ran against (with "+ local changes" when the tree is dirty)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "outside a git checkout"
+    return f"commit `{rev}`" + (" + local changes" if dirty else "")
+
+
 def render_matrix() -> str:
     scenarios = _scenarios()
     hostile = _hostile()
@@ -75,6 +96,7 @@ def render_matrix() -> str:
         "health client. `pass` / `FAIL` per scenario; `n/a (x)` where a client cannot express "
         "the scenario (reasons listed after the tables); `-` where the cell did not run in this invocation.\n"
     )
+    out.append(f"Last run: {_revision()}, {time.strftime('%Y-%m-%d', time.gmtime())}.\n")
     out.append("## Hosts\n")
     for name in selected_hosts():
         out.append(f"- `{name}`: {HOST_SPECS[name].title}")

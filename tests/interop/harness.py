@@ -746,7 +746,7 @@ CLIENTS: dict[str, Client] = {
             "`dubbo-health check/watch/list`",
             lambda: cargo_bin("dubbo-health"),
             "--",
-            lacks={"clienthealth": "the CLI has no client-side load balancing", "gzip": "the CLI has no -gzip flag"},
+            lacks={"clienthealth": "the CLI has no client-side load balancing"},
         ),
     ]
 }
