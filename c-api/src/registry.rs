@@ -19,9 +19,9 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use dubbo_health_core::{DefaultRegistry, Registry};
+use dubbo_health_core::DefaultRegistry;
 
-use crate::error::{dh_result, Failure, DH_IO, DH_NOT_FOUND};
+use crate::error::{dh_result, Failure, DH_NOT_FOUND};
 use crate::ffi::{check_out, name_in, write_opt, write_out, ArcCastable, Castable};
 use crate::status::{dh_set_outcome, dh_status, outcome_to_c, status_from_c, status_to_c};
 
@@ -58,30 +58,11 @@ impl Drop for HostRegistry {
     }
 }
 
-/// Stack for the thread that builds a registry: the value is built whole before it moves
-/// to the heap, and a debug build may hold more than one copy on the stack at once.
-const BUILD_STACK: usize = 4 << 20;
-
-/// Makes a registry on the heap.
-///
-/// The registry is about 240 KiB (its slots are inline), and it is built by value before it
-/// moves into the `Arc`. On a host thread with a small stack (musl's 128 KiB default, many
-/// thread pools) that would overflow, so it is built on a short-lived thread of our own.
+/// Makes a registry directly on the heap (`DefaultRegistry::new_arc`): the registry is
+/// about 240 KiB, too large to build by value on a host thread with a small stack (musl's
+/// 128 KiB default, many thread pools).
 pub(crate) fn new_registry() -> Result<Arc<DefaultRegistry>, Failure> {
-    let builder = std::thread::Builder::new()
-        .name("dh-registry-new".into())
-        .stack_size(BUILD_STACK.max(4 * std::mem::size_of::<DefaultRegistry>()));
-    let thread = builder.spawn(|| Arc::new(Registry::new())).map_err(|e| {
-        Failure::new(
-            DH_IO,
-            format!("cannot start a thread to build the registry: {e}"),
-        )
-    })?;
-    match thread.join() {
-        Ok(registry) => Ok(registry),
-        // Re-raised here, so the panic boundary of the calling function reports it.
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    Ok(DefaultRegistry::new_arc())
 }
 
 /// Borrows the registry behind a handle.

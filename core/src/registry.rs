@@ -353,6 +353,65 @@ impl<const N: usize> Registry<N> {
         }
     }
 
+    /// A new registry (as [`new`](Self::new)) built directly on the heap.
+    ///
+    /// `Registry::<N>::new()` is about `N × 240` bytes, which `Arc::new(Registry::new())`
+    /// would first build on the stack: too much for a small thread stack when `N` is large.
+    /// This allocates zeroed memory — a valid empty registry — and registers `""`.
+    ///
+    /// ```
+    /// use dubbo_health_core::{DefaultRegistry, ServingStatus};
+    ///
+    /// let registry = DefaultRegistry::new_arc();
+    /// assert_eq!(registry.get(""), Some(ServingStatus::Serving));
+    /// assert_eq!(registry.len(), 1);
+    /// ```
+    #[cfg(all(feature = "std", not(loom)))]
+    #[must_use]
+    pub fn new_arc() -> std::sync::Arc<Self> {
+        // `Arc::from(Box)` moves heap to heap; nothing large lands on the stack.
+        std::sync::Arc::from(Self::new_boxed())
+    }
+
+    /// As [`new_arc`](Self::new_arc), in a `Box`.
+    ///
+    /// # Panics
+    ///
+    /// Like `Box::new`, aborts if memory cannot be allocated.
+    ///
+    /// ```
+    /// use dubbo_health_core::{DefaultRegistry, ServingStatus};
+    ///
+    /// let registry = DefaultRegistry::new_boxed();
+    /// assert_eq!(registry.get(""), Some(ServingStatus::Serving));
+    /// ```
+    #[cfg(all(feature = "std", not(loom)))]
+    #[must_use]
+    pub fn new_boxed() -> std::boxed::Box<Self> {
+        use std::alloc::{alloc_zeroed, handle_alloc_error, Layout};
+        let layout = Layout::new::<Self>();
+        // Safety: a registry is never zero-sized (N > 0 is checked at compile time).
+        let ptr = unsafe { alloc_zeroed(layout) }.cast::<Self>();
+        if ptr.is_null() {
+            handle_alloc_error(layout);
+        }
+        // Safety: `ptr` is a fresh allocation of `Self`'s layout, as `Box` requires. Every field
+        // of a registry is an atomic, an integer, a `bool` or an `Option<NonNull<_>>` (inside
+        // `UnsafeCell`s and arrays): all-zero bits are valid for each, and together they are
+        // a registry with every slot empty and nothing parked.
+        let registry = unsafe { std::boxed::Box::from_raw(ptr) };
+        registry.register_root();
+        registry
+    }
+
+    #[cfg(all(feature = "std", not(loom)))]
+    fn register_root(&self) {
+        debug_assert!(self.is_empty());
+        // A new registry has room for "" (N > 0 is checked at compile time) and is not shut
+        // down, so this cannot fail.
+        let _ = self.set("", ServingStatus::Serving);
+    }
+
     /// How many names the registry can hold (`N`).
     ///
     /// ```

@@ -532,3 +532,26 @@ fn const_and_runtime_hash_agree() {
         assert_eq!(hash(name.as_bytes()), hash_const(name.as_bytes()), "{name}");
     }
 }
+
+#[test]
+fn heap_constructors_match_new() {
+    for r in [Registry::<8>::new_boxed(), Box::new(Registry::<8>::new())] {
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.get(""), Some(Serving));
+        r.set("a", NotServing).unwrap();
+        let mut w = Box::pin(r.watch("a").unwrap());
+        assert_eq!(block_on(w.next()), Some(NotServing));
+        r.set("a", Serving).unwrap();
+        assert_eq!(block_on(w.next()), Some(Serving));
+    }
+    let a = Registry::<8>::new_arc();
+    assert_eq!(a.get(""), Some(Serving));
+    // Big registries never touch the stack: this would overflow a 64 KiB thread otherwise.
+    let big = thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(|| Registry::<4096>::new_arc().len())
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(big, 1);
+}

@@ -70,7 +70,7 @@ impl Registry {
     #[new]
     fn new() -> Self {
         Self {
-            inner: Arc::new(DefaultRegistry::new()),
+            inner: DefaultRegistry::new_arc(),
         }
     }
 

@@ -209,9 +209,12 @@ impl Standalone {
                             std::future::pending::<()>().await;
                         }
                     });
+                    // `force` first: once forced, the serve branch (which may drain the
+                    // registry on its shutdown signal) must not run again.
                     tokio::select! {
-                        result = serve => result,
+                        biased;
                         _ = force_rx => Ok(()),
+                        result = serve => result,
                     }
                 });
                 // Open connections and streams are dropped with the runtime.
