@@ -60,6 +60,12 @@ def _scenarios() -> dict[str, object]:
     return SCENARIOS  # type: ignore[return-value]
 
 
+def _rss() -> dict[str, tuple[int, int]]:
+    from test_hostile import RSS
+
+    return RSS
+
+
 def _hostile() -> dict[str, str]:
     from test_hostile import HOSTILE
 
@@ -141,13 +147,20 @@ def render_matrix() -> str:
     out.append("\n## Hostile input (raw HTTP/2, grpcio and grpc-go clients)\n")
     out.append(
         "After each: Check answers within 100 ms and the host's RSS is within 10% of its value "
-        "before the attacks, taken after a warm-up of three rounds of 5,000 Watch streams opened and cancelled.\n"
+        "before the attacks, the highest settled value during a warm-up of three rounds of 5,000 Watch streams opened and cancelled.\n"
     )
     out.append("| host | " + " | ".join(hostile) + " |")
     out.append("|---" * (len(hostile) + 1) + "|")
     for host in selected_hosts():
         row = [cell_text(("hostile", host, "raw", s), None) for s in hostile]
         out.append(f"| {host} | " + " | ".join(row) + " |")
+    rss = _rss()
+    if rss:
+        out.append("\nRSS (KiB): baseline from the warm-up, and the highest value seen after an attack:\n")
+        out.append("| host | baseline | highest after | change |")
+        out.append("|---|---|---|---|")
+        for host, (base, worst) in rss.items():
+            out.append(f"| {host} | {base} | {worst} | {100 * (worst - base) / base:+.1f}% |")
     out.append("\nScenarios:\n")
     for name, sc in scenarios.items():
         out.append(f"- `{name}`: {sc.title}")  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -35,6 +36,12 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 BIN = HERE / "bin"
 PYTHON = os.environ.get("PYTHON") or sys.executable
 GOBIN = Path(os.environ.get("GOBIN") or Path.home() / "go" / "bin")
+
+
+def go_tool(name: str) -> str:
+    """A Go-installed tool: on PATH, else in GOBIN (~/go/bin)."""
+    return shutil.which(name) or str(GOBIN / name)
+
 
 STATUS_NAMES = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"]
 GREETER = "org.apache.dubbogo.samples.api.Greeter"
@@ -708,7 +715,7 @@ CLIENTS: dict[str, Client] = {
         ExitCodeClient(
             "grpc-health-probe",
             "grpc-health-probe v0.4.61",
-            lambda: str(GOBIN / "grpc-health-probe"),
+            lambda: go_tool("grpc-health-probe"),
             "-",
             lacks={
                 "watch": "grpc-health-probe only does Check",

@@ -16,7 +16,7 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.settings import SettingCodes
 
-from harness import BIN, GREETER, Host, HostManager, WatchProc, check_request, selected_hosts
+from harness import BIN, GREETER, Host, HostManager, Raw, WatchProc, check_request, selected_hosts
 
 CHECK = "/grpc.health.v1.Health/Check"
 WATCH = "/grpc.health.v1.Health/Watch"
@@ -282,30 +282,52 @@ HOSTILE: dict[str, Hostile] = {
 
 def prepare(host: Host) -> None:
     """Warm up with three rounds of the heaviest attack (5,000 Watch streams each), so allocator
-    arenas and gRPC caches are at their working size (repeated rounds plateau there on every
-    host), then take the RSS baseline once per host: growth past it after an attack is memory
-    the host kept."""
+    arenas and gRPC caches reach their working size (repeated rounds plateau there on every
+    host, give or take a few percent of noise), and take the RSS baseline once per host: the
+    highest settled value between rounds. Growth past it after an attack is memory the host kept."""
     if host.baseline_rss is not None:
         return
+    assert host.raw
+    samples = []
     for _ in range(3):
         out = storm(host, 5000)
         assert out.startswith("OK"), f"warm-up Watch storm failed: {out}"
-    assert host.raw
-    for _ in range(200):
-        host.raw.check(GREETER)
-    time.sleep(0.5)
-    host.baseline_rss = host.rss_kib()
+        for _ in range(100):
+            host.raw.check(GREETER)
+        time.sleep(0.3)
+        samples.append(host.rss_kib())
+    host.baseline_rss = max(samples)
+
+
+# host -> (baseline RSS, highest RSS seen after an attack), in KiB, for the matrix.
+RSS: dict[str, tuple[int, int]] = {}
+
+
+def timed_check(raw: Raw) -> tuple[str, float]:
+    t0 = time.monotonic()
+    got = raw.check("", timeout=1)
+    return got, time.monotonic() - t0
 
 
 def after(host: Host, what: str) -> None:
     assert host.alive(), f"host died after {what}: {host.diagnostics()}"
     assert host.raw
     host.raw.check("", timeout=1)  # a first call may have to reconnect
-    t0 = time.monotonic()
-    got = host.raw.check("", timeout=1)
-    took = time.monotonic() - t0
-    assert got == "SERVING", f"after {what}: Check('') → {got}"
-    assert took < 0.1, f"after {what}: Check took {took * 1000:.0f} ms"
+    # The median of five Checks on the open connection, so one scheduler hiccup on a busy
+    # machine is not read as a slow host; none may take a second.
+    answers = [timed_check(host.raw) for _ in range(5)]
+    assert all(got == "SERVING" for got, _ in answers), f"after {what}: Check('') → {answers}"
+    took = sorted(t for _, t in answers)[2]
+    assert took < 0.1, f"after {what}: Check took {took * 1000:.0f} ms (median of 5)"
+    # A new connection is accepted and answered as fast.
+    fresh = Raw(host.addr)
+    try:
+        t0 = time.monotonic()
+        got = fresh.check("", timeout=1)
+        took = time.monotonic() - t0
+    finally:
+        fresh.close()
+    assert got == "SERVING" and took < 0.1, f"after {what}: Check on a new connection → {got} in {took * 1000:.0f} ms"
     assert host.baseline_rss
     limit = host.baseline_rss * 1.10
     end = time.monotonic() + 5
@@ -313,6 +335,8 @@ def after(host: Host, what: str) -> None:
     while rss > limit and time.monotonic() < end:
         time.sleep(0.1)
         rss = host.rss_kib()
+    base, worst = RSS.get(host.name, (host.baseline_rss, 0))
+    RSS[host.name] = (base, max(worst, rss))
     assert rss <= limit, f"after {what}: RSS {rss} KiB, more than 10% over the baseline {host.baseline_rss} KiB"
 
 
