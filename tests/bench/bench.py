@@ -164,12 +164,13 @@ METRICS = {
     "delivery (last)": ("delivery_last_ms", "low", "ms", "{:,.1f}"),
     "delivery (first)": ("delivery_first_ms", "low", "ms", "{:,.1f}"),
     "CPU/watcher/flip": ("server_cpu_per_watcher_us", "low", "µs", "{:.2f}"),
+    "writes/flip": ("server_write_syscalls_per_flip", "low", "syscalls", "{:,.0f}"),
     "memory/watcher": ("mem_per_watcher_bytes", "low", "B", "{:,.0f}"),
     "open all": ("open_s", "low", "s", "{:.2f}"),
 }
 UNARY_METRICS = ["throughput", "p50", "p99", "p99.9", "CPU/op", "server CPU"]
 H2LOAD_METRICS = ["throughput", "mean", "CPU/op", "server CPU"]
-FANOUT_METRICS = ["delivery (last)", "delivery (first)", "CPU/watcher/flip", "memory/watcher", "open all"]
+FANOUT_METRICS = ["delivery (last)", "delivery (first)", "CPU/watcher/flip", "memory/watcher", "writes/flip", "open all"]
 
 
 def med(results: list[dict], key: str):
@@ -280,7 +281,7 @@ def write_markdown(path: Path, runs: list[dict], table: dict, servers: list[str]
         "`/proc/PID/task/*/schedstat`, memory from `VmRSS`. `check C×N` = C HTTP/2 connections × N calls in "
         "flight; `watch W` = W Watch streams on W/100 connections, *delivery* = from writing the `set` line "
         "to the last (or first) watcher having the new status, CPU per watcher = server CPU during the "
-        "flip ÷ W, memory per watcher = RSS growth from the connected-but-idle baseline to all W watching ÷ W. "
+        "flip ÷ W, *writes/flip* = the server's write-type system calls during one flip (`syscw` in `/proc/PID/io`), memory per watcher = RSS growth from the connected-but-idle baseline to all W watching ÷ W. "
         "The client is one tonic thread: where the server's CPU is below one core during `check 4×64`, the "
         "client saturated first, and *CPU/op* is the figure to compare.\n")
     out.append("Ratios are dubbo-health ÷ the best anchor for that measure (lower is better, except "

@@ -184,6 +184,14 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Write-type system calls the process has made (`syscw` in `/proc/PID/io`: write, writev,
+/// sendmsg, ...), all threads included.
+fn write_syscalls(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let line = io.lines().find(|l| l.starts_with("syscw:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn raise_nofile_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -316,6 +324,10 @@ impl Server {
 
     fn rss(&self) -> Option<u64> {
         self.pid.and_then(rss_bytes)
+    }
+
+    fn write_syscalls(&self) -> Option<u64> {
+        self.pid.and_then(write_syscalls)
     }
 
     async fn stop(mut self) {
@@ -638,7 +650,8 @@ async fn run_fanout(a: &FanoutArgs, server: &mut Server) -> Result<Value> {
     let cpu_open1 = server.cpu_ns();
 
     let mut rounds = Vec::new();
-    let (mut last_ms, mut first_ms, mut cpu_us) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut last_ms, mut first_ms, mut cpu_us, mut writes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in 1..=a.rounds as u64 {
         let status = if r % 2 == 1 {
             ServingStatus::NotServing
@@ -647,12 +660,20 @@ async fn run_fanout(a: &FanoutArgs, server: &mut Server) -> Result<Value> {
         };
         fan.arm(r, status);
         let cpu_a = server.cpu_ns();
+        let writes_a = server.write_syscalls();
         let t0 = Instant::now();
         server
             .send(&format!("set {name_arg} {}", status_word(status)))
             .await?;
         let t_last = fan.wait_all(timeout).await?;
         let cpu_b = server.cpu_ns();
+        let writes_b = server.write_syscalls();
+        let flip_writes = writes_a
+            .zip(writes_b)
+            .map(|(a, b)| b.saturating_sub(a) as f64);
+        if let Some(n) = flip_writes {
+            writes.push(n);
+        }
         let t_first = fan.first_at.lock().expect("lock").unwrap_or(t_last);
         let last = (t_last - t0).as_secs_f64() * 1e3;
         let first = (t_first - t0).as_secs_f64() * 1e3;
@@ -665,7 +686,7 @@ async fn run_fanout(a: &FanoutArgs, server: &mut Server) -> Result<Value> {
         if let Some(c) = cpu {
             cpu_us.push(c);
         }
-        rounds.push(json!({"status": status_name(status as i32), "first_ms": first, "last_ms": last, "server_cpu_per_watcher_us": cpu}));
+        rounds.push(json!({"status": status_name(status as i32), "first_ms": first, "last_ms": last, "server_cpu_per_watcher_us": cpu, "server_write_syscalls": flip_writes}));
         tokio::time::sleep(Duration::from_millis(a.pause_ms)).await;
     }
     let rss2 = server.rss();
@@ -693,6 +714,7 @@ async fn run_fanout(a: &FanoutArgs, server: &mut Server) -> Result<Value> {
         "delivery_first_ms": median(&mut first_ms),
         "server_cpu_per_watcher_us": if cpu_us.is_empty() { None } else { Some(median(&mut cpu_us)) },
         "server_cpu_per_flip_ms": if cpu_us.is_empty() { None } else { Some(median(&mut cpu_us) * w as f64 / 1000.0) },
+        "server_write_syscalls_per_flip": if writes.is_empty() { None } else { Some(median(&mut writes)) },
         "server_rss_before": rss0,
         "server_rss_watching": rss1,
         "server_rss_end": rss2,
@@ -813,6 +835,11 @@ mod tests {
     fn own_process_has_cpu_and_rss() {
         let pid = std::process::id();
         assert!(rss_bytes(pid).unwrap() > 0);
+        let writes = write_syscalls(pid).unwrap();
+        let path = std::env::temp_dir().join(format!("dh-loadgen-test-{pid}"));
+        std::fs::write(&path, b"x").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(write_syscalls(pid).unwrap() > writes);
         let spin = Instant::now();
         while spin.elapsed() < Duration::from_millis(30) {}
         assert!(cpu_ns(pid).unwrap() >= 10_000_000);
