@@ -35,6 +35,7 @@ lint-interop:
 	$(PYTHON) -m ruff check $(INTEROP)
 	$(PYTHON) -m ruff format --check $(INTEROP)
 	cd $(INTEROP)/goclient && test -z "$$(gofmt -l .)" && go vet .
+	rustfmt --check --edition 2021 $(INTEROP)/hosts/tonic-host/src/main.rs
 
 interop-goclient:
 	cd $(INTEROP)/goclient && go build -o ../bin/goclient .

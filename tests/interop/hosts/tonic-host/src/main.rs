@@ -93,7 +93,13 @@ where
 
 fn run(line: &str) -> String {
     let words: Vec<&str> = line.split_whitespace().collect();
-    let name = |w: &str| if w == "\"\"" { String::new() } else { w.to_owned() };
+    let name = |w: &str| {
+        if w == "\"\"" {
+            String::new()
+        } else {
+            w.to_owned()
+        }
+    };
     let result = match words.as_slice() {
         ["set", n, s] => match ServingStatus::from_str_name(s) {
             Some(status) => HEALTH.set(&name(n), status).map(|_| ()),
