@@ -18,10 +18,6 @@ C_NATIVE_LIBS ?= -lgcc_s -lutil -lrt -lpthread -lm -ldl
 interop-hosts: python-install
 	$(CARGO) build -p dubbo-health-tonic --locked --bins --examples
 	$(CARGO) build -p dubbo-health-c --locked
-	# The tonic host is its own workspace; it takes the root lock file so it builds with exactly
-	# the versions the rest of the project is tested with.
-	cp Cargo.lock $(INTEROP)/hosts/tonic-host/Cargo.lock
-	cd $(INTEROP)/hosts/tonic-host && $(CARGO) build
 	@mkdir -p $(INTEROP_BIN)
 	cc -std=c99 -Wall -Wextra -Wpedantic -Werror -O1 -Ic-api/include $(INTEROP)/hosts/chost.c \
 		$(CARGO_TARGET_DIR)/debug/libdubbo_health.a $(C_NATIVE_LIBS) -o $(INTEROP_BIN)/chost
@@ -35,7 +31,6 @@ lint-interop:
 	$(PYTHON) -m ruff check $(INTEROP)
 	$(PYTHON) -m ruff format --check $(INTEROP)
 	cd $(INTEROP)/goclient && test -z "$$(gofmt -l .)" && go vet .
-	rustfmt --check --edition 2021 $(INTEROP)/hosts/tonic-host/src/main.rs
 
 interop-goclient:
 	cd $(INTEROP)/goclient && go build -o ../bin/goclient .

@@ -324,8 +324,8 @@ HOST_SPECS: dict[str, HostSpec] = {
         ),
         HostSpec(
             "tonic-host",
-            "tonic server with its own Greeter plus `HealthService` (tests/interop/hosts/tonic-host)",
-            lambda: [cargo_bin("interop-tonic-host"), "--addr", "127.0.0.1:0"],
+            "tonic server with its own Greeter plus `HealthService` (tonic-adapter/examples/greeter_host)",
+            lambda: [cargo_example("greeter_host"), "--addr", "127.0.0.1:0", "--control-stdin"],
             "make interop-hosts",
         ),
         HostSpec(

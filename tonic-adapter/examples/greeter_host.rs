@@ -40,6 +40,11 @@ struct Args {
     /// Stop after this many flips (default: run until interrupted).
     #[arg(long)]
     flips: Option<u64>,
+    /// Take statuses from stdin instead of flipping on a timer (`set NAME STATUS`, `clear NAME`,
+    /// `toggle NAME`, `shutdown`, `resume`; see `dubbo_health_tonic::control`). End of stdin
+    /// drains and stops the host.
+    #[arg(long)]
+    control_stdin: bool,
 }
 
 /// `HelloRequest { string name = 1; }`
@@ -116,7 +121,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let flip_every = Duration::try_from_secs_f64(args.flip_every)?;
     let flips = args.flips;
+    let control_stdin = args.control_stdin;
     let flipper = async move {
+        if control_stdin {
+            // The host's own operator decides; stop when they close stdin.
+            dubbo_health_tonic::control::run_stdin(&HEALTH).await;
+            return;
+        }
         let mut done = 0;
         while flips.is_none_or(|n| done < n) {
             tokio::time::sleep(flip_every).await;

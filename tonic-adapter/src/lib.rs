@@ -30,6 +30,7 @@
 //! ```
 
 mod codec;
+pub mod control;
 mod service;
 mod standalone;
 mod watch;

@@ -12,13 +12,12 @@
 //! 2 cannot connect, 3 the RPC failed (NOT_FOUND, UNIMPLEMENTED, deadline), 4 not SERVING.
 
 mod client;
-mod control;
 mod duration;
 
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use dubbo_health_core::{DefaultRegistry, ServingStatus};
+use dubbo_health_core::DefaultRegistry;
 
 /// The registry `serve` publishes.
 static REGISTRY: DefaultRegistry = DefaultRegistry::new();
@@ -141,18 +140,6 @@ fn rewrite_single_dash(args: impl Iterator<Item = String>) -> Vec<String> {
     .collect()
 }
 
-/// Parses `STATUS` as a wire name (`SERVING`, `NOT_SERVING`, `UNKNOWN`, any case) or number.
-fn parse_status(text: &str) -> Result<ServingStatus, String> {
-    let upper = text.trim().to_ascii_uppercase();
-    let status = ServingStatus::from_str_name(&upper)
-        .or_else(|| upper.parse::<i32>().ok().and_then(ServingStatus::from_i32))
-        .ok_or_else(|| format!("unknown status {text:?} (use SERVING, NOT_SERVING or UNKNOWN)"))?;
-    if status == ServingStatus::ServiceUnknown {
-        return Err("SERVICE_UNKNOWN cannot be set".into());
-    }
-    Ok(status)
-}
-
 fn main() -> ExitCode {
     let args = rewrite_single_dash(std::env::args());
     let cli = match Cli::try_parse_from(args) {
@@ -193,9 +180,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
             eprintln!("error: --set {item:?}: expected NAME=STATUS");
             return ExitCode::from(1);
         };
-        let name = control::unquote_name(name);
-        let result =
-            parse_status(status).and_then(|s| REGISTRY.set(&name, s).map_err(|e| e.to_string()));
+        let name = dubbo_health_tonic::control::unquote_name(name);
+        let result = dubbo_health_tonic::control::parse_status(status)
+            .and_then(|s| REGISTRY.set(&name, s).map_err(|e| e.to_string()));
         if let Err(e) = result {
             eprintln!("error: --set {item:?}: {e}");
             return ExitCode::from(1);
@@ -216,7 +203,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     if args.control_stdin {
-        tokio::spawn(control::run(&REGISTRY));
+        tokio::spawn(dubbo_health_tonic::control::run_stdin(&REGISTRY));
     }
     eprintln!("listening {addr}");
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -306,14 +293,5 @@ mod tests {
         assert_eq!(check.addr.as_deref(), Some("localhost:1"));
         assert_eq!(check.service, "x");
         assert_eq!(check.rpc_timeout, Duration::from_secs(2));
-    }
-
-    #[test]
-    fn statuses_parse_by_name_and_number() {
-        assert_eq!(parse_status("serving"), Ok(ServingStatus::Serving));
-        assert_eq!(parse_status("NOT_SERVING"), Ok(ServingStatus::NotServing));
-        assert_eq!(parse_status("0"), Ok(ServingStatus::Unknown));
-        assert!(parse_status("SERVICE_UNKNOWN").is_err());
-        assert!(parse_status("up").is_err());
     }
 }

@@ -1,10 +1,64 @@
-//! `serve --control-stdin`: one command per line on stdin, one answer per line on stdout.
+//! The control protocol of `dubbo-health serve --control-stdin` (and of the `greeter_host`
+//! example): one command per line, one answer per line.
+//!
+//! | command | effect |
+//! |---|---|
+//! | `set NAME STATUS` | [`Registry::set`]; `STATUS` is `SERVING`, `NOT_SERVING`, `UNKNOWN` or its number |
+//! | `clear NAME` | [`Registry::clear`] |
+//! | `toggle NAME` | `SERVING` ↔ `NOT_SERVING` |
+//! | `shutdown` / `resume` | [`Registry::shutdown`] / [`Registry::resume`] |
+//!
+//! `""` is the empty name; a name in double quotes may hold spaces (`\"` and `\\` escape).
+//! Every answer starts with `ok` or `error:`, so a script can wait for it.
+//!
+//! ```
+//! use dubbo_health_core::{Registry, ServingStatus};
+//! use dubbo_health_tonic::control::execute;
+//!
+//! let registry = Registry::<8>::new();
+//! assert!(execute(&registry, "set org.apache.Foo NOT_SERVING").starts_with("ok"));
+//! assert_eq!(registry.get("org.apache.Foo"), Some(ServingStatus::NotServing));
+//! assert!(execute(&registry, "set \"\" 7").starts_with("error:"));
+//! ```
 
-use dubbo_health_core::{DefaultRegistry, ServingStatus, SetOutcome};
+use dubbo_health_core::{Registry, ServingStatus, SetOutcome};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+/// Parses a status as the control protocol and `--set` take it: a proto name (any case) or
+/// its number. `SERVICE_UNKNOWN` is refused, as [`Registry::set`] refuses it.
+///
+/// # Errors
+///
+/// A message naming the accepted values.
+///
+/// ```
+/// use dubbo_health_core::ServingStatus;
+/// use dubbo_health_tonic::control::parse_status;
+///
+/// assert_eq!(parse_status("not_serving"), Ok(ServingStatus::NotServing));
+/// assert_eq!(parse_status("1"), Ok(ServingStatus::Serving));
+/// assert!(parse_status("SERVICE_UNKNOWN").is_err());
+/// ```
+pub fn parse_status(text: &str) -> Result<ServingStatus, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let status = ServingStatus::from_str_name(&upper)
+        .or_else(|| upper.parse::<i32>().ok().and_then(ServingStatus::from_i32))
+        .ok_or_else(|| format!("unknown status {text:?} (use SERVING, NOT_SERVING or UNKNOWN)"))?;
+    if status == ServingStatus::ServiceUnknown {
+        return Err("SERVICE_UNKNOWN cannot be set".into());
+    }
+    Ok(status)
+}
+
 /// `""` (or nothing at all) is the empty name; surrounding double quotes are removed.
-pub(crate) fn unquote_name(text: &str) -> String {
+///
+/// ```
+/// use dubbo_health_tonic::control::unquote_name;
+///
+/// assert_eq!(unquote_name("\"\""), "");
+/// assert_eq!(unquote_name("org.apache.Foo"), "org.apache.Foo");
+/// ```
+pub fn unquote_name(text: &str) -> String {
     text.strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
         .map_or_else(
@@ -15,7 +69,18 @@ pub(crate) fn unquote_name(text: &str) -> String {
 
 /// Splits a command line into words; a word in double quotes may hold spaces (`\"` and `\\`
 /// escape inside), and `""` is an empty word.
-pub(crate) fn split_words(line: &str) -> Result<Vec<String>, String> {
+///
+/// # Errors
+///
+/// An unterminated quote, or a quoted word running into the next.
+///
+/// ```
+/// use dubbo_health_tonic::control::split_words;
+///
+/// assert_eq!(split_words(r#"set "" SERVING"#).unwrap(), ["set", "", "SERVING"]);
+/// assert!(split_words(r#"set "x"#).is_err());
+/// ```
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
@@ -49,8 +114,18 @@ pub(crate) fn split_words(line: &str) -> Result<Vec<String>, String> {
     }
 }
 
-/// Runs one command against the registry; the answer line starts with `ok` or `error:`.
-pub(crate) fn execute(registry: &DefaultRegistry, line: &str) -> String {
+/// Runs one command against the registry; the answer line starts with `ok` or `error:` (an
+/// empty line gives an empty answer).
+///
+/// ```
+/// use dubbo_health_core::Registry;
+/// use dubbo_health_tonic::control::execute;
+///
+/// let registry = Registry::<8>::new();
+/// assert!(execute(&registry, "toggle \"\"").starts_with("ok"));
+/// assert!(execute(&registry, "fly away").starts_with("error: unknown command"));
+/// ```
+pub fn execute<const N: usize>(registry: &Registry<N>, line: &str) -> String {
     let words = match split_words(line) {
         Ok(w) => w,
         Err(e) => return format!("error: {e}"),
@@ -62,7 +137,7 @@ pub(crate) fn execute(registry: &DefaultRegistry, line: &str) -> String {
         SetOutcome::Ignored => "ignored (shut down; resume first)",
     };
     match words.as_slice() {
-        ["set", name, status] => match crate::parse_status(status) {
+        ["set", name, status] => match parse_status(status) {
             Ok(s) => match registry.set(name, s) {
                 Ok(o) => format!("ok {name:?} {s} {}", outcome(o)),
                 Err(e) => format!("error: {e}"),
@@ -99,8 +174,17 @@ pub(crate) fn execute(registry: &DefaultRegistry, line: &str) -> String {
     }
 }
 
-/// Reads commands from stdin until it closes; the server keeps running after that.
-pub(crate) async fn run(registry: &'static DefaultRegistry) {
+/// Reads commands from stdin and answers on stdout until stdin closes (or stdout does).
+///
+/// ```no_run
+/// use dubbo_health_core::DefaultRegistry;
+///
+/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// # async fn host() {
+/// tokio::spawn(dubbo_health_tonic::control::run_stdin(&HEALTH));
+/// # }
+/// ```
+pub async fn run_stdin<const N: usize>(registry: &Registry<N>) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -122,6 +206,16 @@ pub(crate) async fn run(registry: &'static DefaultRegistry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dubbo_health_core::DefaultRegistry;
+
+    #[test]
+    fn statuses_parse_by_name_and_number() {
+        assert_eq!(parse_status("serving"), Ok(ServingStatus::Serving));
+        assert_eq!(parse_status("NOT_SERVING"), Ok(ServingStatus::NotServing));
+        assert_eq!(parse_status("0"), Ok(ServingStatus::Unknown));
+        assert!(parse_status("SERVICE_UNKNOWN").is_err());
+        assert!(parse_status("up").is_err());
+    }
 
     #[test]
     fn words_split_with_quotes() {
