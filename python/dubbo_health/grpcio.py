@@ -33,8 +33,8 @@ Before stopping the server, call ``registry.shutdown()`` (watchers see NOT_SERVI
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import NoReturn, Union
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, NoReturn, Union
 
 import grpc
 import grpc.aio
@@ -57,6 +57,23 @@ def _status_code(number: int) -> grpc.StatusCode:
 
 def _identity(data: bytes) -> bytes:
     return data
+
+
+def _method_handlers(
+    check: Callable[..., Any], watch: Callable[..., Any], list_: Callable[..., Any]
+) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
+    """The three health methods as raw-bytes handlers (sync or aio behaviours alike)."""
+    return {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            check, request_deserializer=_identity, response_serializer=_identity
+        ),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            watch, request_deserializer=_identity, response_serializer=_identity
+        ),
+        "List": grpc.unary_unary_rpc_method_handler(
+            list_, request_deserializer=_identity, response_serializer=_identity
+        ),
+    }
 
 
 def _sync_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
@@ -88,17 +105,7 @@ def _sync_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler[bytes,
             for status in statuses:
                 yield _native.encode_check_response(status)
 
-    return {
-        "Check": grpc.unary_unary_rpc_method_handler(
-            check, request_deserializer=_identity, response_serializer=_identity
-        ),
-        "Watch": grpc.unary_stream_rpc_method_handler(
-            watch, request_deserializer=_identity, response_serializer=_identity
-        ),
-        "List": grpc.unary_unary_rpc_method_handler(
-            list_, request_deserializer=_identity, response_serializer=_identity
-        ),
-    }
+    return _method_handlers(check, watch, list_)
 
 
 def _aio_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
@@ -133,17 +140,7 @@ def _aio_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler[bytes, 
         finally:
             statuses.close()
 
-    return {
-        "Check": grpc.unary_unary_rpc_method_handler(
-            check, request_deserializer=_identity, response_serializer=_identity
-        ),
-        "Watch": grpc.unary_stream_rpc_method_handler(
-            watch, request_deserializer=_identity, response_serializer=_identity
-        ),
-        "List": grpc.unary_unary_rpc_method_handler(
-            list_, request_deserializer=_identity, response_serializer=_identity
-        ),
-    }
+    return _method_handlers(check, watch, list_)
 
 
 def add_to_server(registry: Registry, server: Union[grpc.Server, grpc.aio.Server]) -> None:
