@@ -341,7 +341,8 @@ def write_markdown(path: Path, runs: list[dict], table: dict, servers: list[str]
     out += targets_section(runs, table, anchors)
     out.append("\n![fan-out delivery time, memory per watcher and Check throughput](bench.png)\n")
     out.append("Core micro-benchmarks (criterion, `make bench-core`): Check cost against the number of "
-               "registered names and `set` cost against the watchers of one name are in "
+               "registered names and `set` cost against the watchers of one name: medians in "
+               "[core.md](core.md#micro-benchmarks), the full report in "
                "`target/criterion/report/index.html` after a run.\n")
     path.write_text("\n".join(out))
 
