@@ -13,8 +13,13 @@ BENCH_SERVERS = \
 
 BENCH_TARGETS += bench-servers
 TEST_TARGETS += test-loadgen-smoke
+LINT_TARGETS += lint-bench
 
-.PHONY: bench-build bench-servers bench-quick test-loadgen-smoke
+.PHONY: bench-build bench-servers bench-quick test-loadgen-smoke lint-bench
+
+lint-bench:
+	$(PYTHON) -m ruff check tests/bench
+	$(PYTHON) -m ruff format --check tests/bench
 
 bench-build:
 	$(CARGO) build --release --locked -p dubbo-health-loadgen -p dubbo-health-tonic

@@ -59,23 +59,58 @@ def plan(quick: bool) -> list[dict]:
     """The runs, each a dict of loadgen arguments plus a key naming the scenario."""
     if quick:
         w_sizes = [2_000, 10_000]
-        unary = dict(warmup=0.5, duration=2.0)
+        unary = {"warmup": 0.5, "duration": 2.0}
         rounds = 2
     else:
         w_sizes = [10_000, 50_000]
-        unary = dict(warmup=1.0, duration=5.0)
+        unary = {"warmup": 1.0, "duration": 5.0}
         rounds = 3
     runs = [
         dict(key="check 1x1", mode="check", connections=1, in_flight=1, **unary),
         dict(key="check 4x64", mode="check", connections=4, in_flight=64, **unary),
     ]
     if not quick:
-        runs.append(dict(key="check 4x64 h2load", mode="h2load", connections=4, in_flight=64, warmup=0, duration=5.0))
-        runs.append(dict(key="list 4x64", mode="list", connections=4, in_flight=64, warmup=0.5, duration=3.0))
+        runs.append(
+            {
+                "key": "check 4x64 h2load",
+                "mode": "h2load",
+                "connections": 4,
+                "in_flight": 64,
+                "warmup": 0,
+                "duration": 5.0,
+            }
+        )
+        runs.append(
+            {
+                "key": "list 4x64",
+                "mode": "list",
+                "connections": 4,
+                "in_flight": 64,
+                "warmup": 0.5,
+                "duration": 3.0,
+            }
+        )
     for w in w_sizes:
-        runs.append(dict(key=f"watch {w}", mode="watch-fanout", watchers=w, connections=max(1, w // 100), rounds=rounds))
+        runs.append(
+            {
+                "key": f"watch {w}",
+                "mode": "watch-fanout",
+                "watchers": w,
+                "connections": max(1, w // 100),
+                "rounds": rounds,
+            }
+        )
     if not quick:
-        runs.append(dict(key="watch 100000", mode="watch-fanout", watchers=100_000, connections=1_000, rounds=rounds, only=OURS))
+        runs.append(
+            {
+                "key": "watch 100000",
+                "mode": "watch-fanout",
+                "watchers": 100_000,
+                "connections": 1_000,
+                "rounds": rounds,
+                "only": OURS,
+            }
+        )
     return runs
 
 
@@ -86,24 +121,51 @@ def grpc_check_body(path: Path) -> Path:
     return path
 
 
-def loadgen_cmd(loadgen: str, run: dict, server_cmd: list[str], label: str, body: Path | None = None,
-                niceness: int = 0) -> list[str]:
+def loadgen_cmd(
+    loadgen: str,
+    run: dict,
+    server_cmd: list[str],
+    label: str,
+    body: Path | None = None,
+    niceness: int = 0,
+) -> list[str]:
     mode = "external" if run["mode"] == "h2load" else run["mode"]
     # The server started by the load generator inherits its niceness.
     cmd = ["nice", "-n", str(niceness)] if niceness else []
     cmd += ["taskset", "-c", CLIENT_CORE, loadgen, mode, "--label", label]
     if run["mode"] == "h2load":
-        cmd += ["--cmd", f"h2load -t 1 -c {run['connections']} -m {run['in_flight']} -D {run['duration']:g} "
+        cmd += [
+            "--cmd",
+            (
+                f"h2load -t 1 -c {run['connections']} -m {run['in_flight']} -D {run['duration']:g} "
                 f"-d {body} -H content-type:application/grpc -H te:trailers "
-                "http://{addr}/grpc.health.v1.Health/Check"]
+                "http://{addr}/grpc.health.v1.Health/Check"
+            ),
+        ]
     elif run["mode"] in ("check", "list"):
-        cmd += ["-c", str(run["connections"]), "-n", str(run["in_flight"]),
-                "--warmup", str(run["warmup"]), "--duration", str(run["duration"])]
+        cmd += [
+            "-c",
+            str(run["connections"]),
+            "-n",
+            str(run["in_flight"]),
+            "--warmup",
+            str(run["warmup"]),
+            "--duration",
+            str(run["duration"]),
+        ]
         if run["mode"] == "check":
             cmd += ["--service", CHECKED]
     else:
-        cmd += ["-w", str(run["watchers"]), "-c", str(run["connections"]), "--rounds", str(run["rounds"]),
-                "--service", CHECKED]
+        cmd += [
+            "-w",
+            str(run["watchers"]),
+            "-c",
+            str(run["connections"]),
+            "--rounds",
+            str(run["rounds"]),
+            "--service",
+            CHECKED,
+        ]
     cmd += ["--", "taskset", "-c", SERVER_CORE, *server_cmd]
     for name in NAMES:
         cmd += ["--set", f"{name}=SERVING"]
@@ -111,7 +173,9 @@ def loadgen_cmd(loadgen: str, run: dict, server_cmd: list[str], label: str, body
 
 
 def run_once(cmd: list[str], env: dict, timeout: float) -> dict:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         return {"failed": True, "error": tail or f"exit {proc.returncode}"}
@@ -125,7 +189,10 @@ def parse_h2load(res: dict) -> dict:
     """Throughput, latency and server CPU per request out of h2load's report."""
     out = res.get("stdout", "")
     if res.get("exit_code") != 0:
-        return {"failed": True, "error": f"h2load exit {res.get('exit_code')}: {res.get('stderr', '')[-200:]}"}
+        return {
+            "failed": True,
+            "error": f"h2load exit {res.get('exit_code')}: {res.get('stderr', '')[-200:]}",
+        }
     done = ok = 0
     secs = None
     for line in out.splitlines():
@@ -139,7 +206,13 @@ def parse_h2load(res: dict) -> dict:
         elif line.startswith("time for request:"):
             # min max mean sd — h2load prints no percentiles; keep the mean.
             val = words[5]
-            res["mean_us"] = float(val[:-2]) * 1000 if val.endswith("ms") else float(val[:-2]) if val.endswith("us") else None
+            res["mean_us"] = (
+                float(val[:-2]) * 1000
+                if val.endswith("ms")
+                else float(val[:-2])
+                if val.endswith("us")
+                else None
+            )
     if not done or not secs:
         return {"failed": True, "error": "cannot read h2load's report"}
     res["ok"] = ok
@@ -170,11 +243,22 @@ METRICS = {
 }
 UNARY_METRICS = ["throughput", "p50", "p99", "p99.9", "CPU/op", "server CPU"]
 H2LOAD_METRICS = ["throughput", "mean", "CPU/op", "server CPU"]
-FANOUT_METRICS = ["delivery (last)", "delivery (first)", "CPU/watcher/flip", "memory/watcher", "writes/flip", "open all"]
+FANOUT_METRICS = [
+    "delivery (last)",
+    "delivery (first)",
+    "CPU/watcher/flip",
+    "memory/watcher",
+    "writes/flip",
+    "open all",
+]
 
 
 def med(results: list[dict], key: str):
-    vals = [r[key] for r in results if not r.get("failed") and r.get(key) is not None and not r.get("errors")]
+    vals = [
+        r[key]
+        for r in results
+        if not r.get("failed") and r.get(key) is not None and not r.get("errors")
+    ]
     return statistics.median(vals) if vals else None
 
 
@@ -196,12 +280,20 @@ def machine() -> str:
 
     def ver(cmd: list[str]) -> str:
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+            return (
+                subprocess.run(
+                    cmd, capture_output=True, text=True, timeout=10, check=False
+                )
+                .stdout.strip()
+                .splitlines()[0]
+            )
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "?"
 
-    return (f"{model}, {os.cpu_count()} cores (nproc {ver(['nproc'])}){mem}; Linux {platform.release()}; "
-            f"{ver(['rustc', '--version'])}; {ver(['go', 'version'])}; grpc++ {ver(['pkg-config', '--modversion', 'grpc++'])}")
+    return (
+        f"{model}, {os.cpu_count()} cores (nproc {ver(['nproc'])}){mem}; Linux {platform.release()}; "
+        f"{ver(['rustc', '--version'])}; {ver(['go', 'version'])}; grpc++ {ver(['pkg-config', '--modversion', 'grpc++'])}"
+    )
 
 
 def fmt(metric: str, v) -> str:
@@ -232,8 +324,11 @@ TARGETS = [
 def targets_section(runs: list[dict], table: dict, anchors: list[str]) -> list[str]:
     """The project's targets (ours ÷ best anchor), checked against this run."""
     keys = {r["key"] for r in runs}
-    lines = ["\n## Targets (dubbo-health ÷ best anchor, this run)\n",
-             "| run | measure | target | best anchor | dubbo-health | ratio | met |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "\n## Targets (dubbo-health ÷ best anchor, this run)\n",
+        "| run | measure | target | best anchor | dubbo-health | ratio | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key, metric, bound, op in TARGETS:
         if key not in keys or (OURS, key) not in table:
             continue
@@ -242,38 +337,60 @@ def targets_section(runs: list[dict], table: dict, anchors: list[str]) -> list[s
         vals = [v for v in vals if v[0] is not None]
         ours = med(table[(OURS, key)], k)
         if not vals or ours is None:
-            lines.append(f"| {key} | {metric} | {op} {bound}× | n/a | {fmt(metric, ours)} | n/a | n/a |")
+            lines.append(
+                f"| {key} | {metric} | {op} {bound}× | n/a | {fmt(metric, ours)} | n/a | n/a |"
+            )
             continue
         best, who = max(vals) if better == "high" else min(vals)
         ratio = ours / best if best else float("nan")
         met = ratio <= bound if op == "≤" else ratio >= bound
-        lines.append(f"| {key} | {metric} ({METRICS[metric][2]}) | {op} {bound}× | {fmt(metric, best)} ({who}) | "
-                     f"{fmt(metric, ours)} | {ratio:.2f}× | {'yes' if met else '**no**'} |")
+        lines.append(
+            f"| {key} | {metric} ({METRICS[metric][2]}) | {op} {bound}× | {fmt(metric, best)} ({who}) | "
+            f"{fmt(metric, ours)} | {ratio:.2f}× | {'yes' if met else '**no**'} |"
+        )
     if "watch 100000" in keys:
         res = table.get((OURS, "watch 100000"), [])
         ok = sum(1 for r in res if not r.get("failed"))
-        lines.append(f"| watch 100000 | every watcher gets every flip | works | | {ok}/{len(res)} runs | | "
-                     f"{'yes' if res and ok == len(res) else '**no**'} |")
+        lines.append(
+            f"| watch 100000 | every watcher gets every flip | works | | {ok}/{len(res)} runs | | "
+            f"{'yes' if res and ok == len(res) else '**no**'} |"
+        )
     return lines + [""]
 
 
-def write_markdown(path: Path, runs: list[dict], table: dict, servers: list[str], args, started: str, elapsed: float) -> None:
+def write_markdown(
+    path: Path,
+    runs: list[dict],
+    table: dict,
+    servers: list[str],
+    args,
+    started: str,
+    elapsed: float,
+) -> None:
     anchors = [s for s in servers if s != OURS]
     out = []
     out.append("# Benchmarks: dubbo-health against the stock health services\n")
-    out.append(f"Generated by `make {'bench-quick' if args.quick else 'bench'}` on {started} UTC "
-               f"({elapsed / 60:.1f} min). Do not edit by hand.\n")
+    out.append(
+        f"Generated by `make {'bench-quick' if args.quick else 'bench'}` on {started} UTC "
+        f"({elapsed / 60:.1f} min). Do not edit by hand.\n"
+    )
     out.append(f"**Machine:** {machine()}.\n")
     if getattr(args, "loadavg", None):
-        out.append(f"**Other load:** 1-minute load average {args.loadavg[0]} at the start, {args.loadavg[1]} at the end "
-                   "(2 would mean both cores busy with the benchmark alone). Throughput and latency suffer from any other "
-                   "work on the machine; server CPU per operation and memory per watcher are read per process and hold up.\n")
+        out.append(
+            f"**Other load:** 1-minute load average {args.loadavg[0]} at the start, {args.loadavg[1]} at the end "
+            "(2 would mean both cores busy with the benchmark alone). Throughput and latency suffer from any other "
+            "work on the machine; server CPU per operation and memory per watcher are read per process and hold up.\n"
+        )
     out.append(
         "**Method:** each server in turn is started by `dh-loadgen` (tests/loadgen) pinned to core 0 "
         "(`taskset -c 0`), the client pinned to core 1; every server registers the same "
         f"{len(NAMES)} names and flips the watched one on a `set NAME STATUS` line on stdin. "
         f"{args.repeats} repeat(s) of every run, medians shown"
-        + (f"; client and server run at niceness {args.nice} (their session's scheduling autogroup too), ahead of other work on the machine. " if args.nice else ". ")
+        + (
+            f"; client and server run at niceness {args.nice} (their session's scheduling autogroup too), ahead of other work on the machine. "
+            if args.nice
+            else ". "
+        )
         + "Servers: our `dubbo-health serve` "
         "(the CLI's standalone server); stock `tonic-health` 0.14 on a one-worker tokio runtime; stock grpc-go "
         "`health.NewServer()` with GOMAXPROCS=1; grpc C++'s default health service "
@@ -283,16 +400,23 @@ def write_markdown(path: Path, runs: list[dict], table: dict, servers: list[str]
         "to the last (or first) watcher having the new status, CPU per watcher = server CPU during the "
         "flip ÷ W, *writes/flip* = the server's write-type system calls during one flip (`syscw` in `/proc/PID/io`), memory per watcher = RSS growth from the connected-but-idle baseline to all W watching ÷ W. "
         "The client is one tonic thread: where the server's CPU is below one core during `check 4×64`, the "
-        "client saturated first, and *CPU/op* is the figure to compare.\n")
-    out.append("Ratios are dubbo-health ÷ the best anchor for that measure (lower is better, except "
-               "throughput). Machines of this kind are noisy (±15 % run to run): compare within one run.\n")
+        "client saturated first, and *CPU/op* is the figure to compare.\n"
+    )
+    out.append(
+        "Ratios are dubbo-health ÷ the best anchor for that measure (lower is better, except "
+        "throughput). Machines of this kind are noisy (±15 % run to run): compare within one run.\n"
+    )
 
     for run in runs:
         key = run["key"]
-        metrics = {"watch-fanout": FANOUT_METRICS, "h2load": H2LOAD_METRICS}.get(run["mode"], UNARY_METRICS)
+        metrics = {"watch-fanout": FANOUT_METRICS, "h2load": H2LOAD_METRICS}.get(
+            run["mode"], UNARY_METRICS
+        )
         if run["mode"] == "h2load":
-            params = (f"h2load, one thread, {run['connections']} conn × {run['in_flight']} in flight, "
-                      f"{run['duration']:.0f} s; drives the servers harder than the tonic client")
+            params = (
+                f"h2load, one thread, {run['connections']} conn × {run['in_flight']} in flight, "
+                f"{run['duration']:.0f} s; drives the servers harder than the tonic client"
+            )
         elif run["mode"] == "watch-fanout":
             params = f"{run['watchers']:,} watchers on {run['connections']:,} connections, {run['rounds']} flips"
         else:
@@ -305,7 +429,11 @@ def write_markdown(path: Path, runs: list[dict], table: dict, servers: list[str]
         for s in row_servers:
             res = table[(s, key)]
             ok = sum(1 for r in res if not r.get("failed") and not r.get("errors"))
-            cells = [f"**{s}**" if s == OURS else s] + [fmt(m, med(res, METRICS[m][0])) for m in metrics] + [f"{ok}/{len(res)}"]
+            cells = (
+                [f"**{s}**" if s == OURS else s]
+                + [fmt(m, med(res, METRICS[m][0])) for m in metrics]
+                + [f"{ok}/{len(res)}"]
+            )
             out.append("| " + " | ".join(cells) + " |")
         if OURS in row_servers and any(a in row_servers for a in anchors):
             cells = ["ours ÷ best anchor"]
@@ -335,15 +463,21 @@ def write_markdown(path: Path, runs: list[dict], table: dict, servers: list[str]
             out.append("")
         for s, ns in notes.items():
             for note in sorted(set(ns)):
-                out.append(f"- {s}: {note} ({ns.count(note)} of {len(table[(s, key)])} runs)")
+                out.append(
+                    f"- {s}: {note} ({ns.count(note)} of {len(table[(s, key)])} runs)"
+                )
         out.append("")
 
     out += targets_section(runs, table, anchors)
-    out.append("\n![fan-out delivery time, memory per watcher and Check throughput](bench.png)\n")
-    out.append("Core micro-benchmarks (criterion, `make bench-core`): Check cost against the number of "
-               "registered names and `set` cost against the watchers of one name: medians in "
-               "[core.md](core.md#micro-benchmarks), the full report in "
-               "`target/criterion/report/index.html` after a run.\n")
+    out.append(
+        "\n![fan-out delivery time, memory per watcher and Check throughput](bench.png)\n"
+    )
+    out.append(
+        "Core micro-benchmarks (criterion, `make bench-core`): Check cost against the number of "
+        "registered names and `set` cost against the watchers of one name: medians in "
+        "[core.md](core.md#micro-benchmarks), the full report in "
+        "`target/criterion/report/index.html` after a run.\n"
+    )
     path.write_text("\n".join(out))
 
 
@@ -358,16 +492,34 @@ def write_plot(path: Path, runs: list[dict], table: dict, servers: list[str]) ->
     fan = [r for r in runs if r["mode"] == "watch-fanout"]
     lines = [
         (axes[0][0], "delivery_last_ms", 1, "Watch fan-out: flip → last watcher", "ms"),
-        (axes[0][1], "mem_per_watcher_bytes", 1024, "Server memory per open Watch", "KiB"),
-        (axes[0][2], "server_cpu_per_watcher_us", 1, "Server CPU per watcher per flip", "µs"),
+        (
+            axes[0][1],
+            "mem_per_watcher_bytes",
+            1024,
+            "Server memory per open Watch",
+            "KiB",
+        ),
+        (
+            axes[0][2],
+            "server_cpu_per_watcher_us",
+            1,
+            "Server CPU per watcher per flip",
+            "µs",
+        ),
     ]
     for ax, key, scale, title, unit in lines:
         for i, s in enumerate(servers):
             pts = [(r["watchers"], med(table.get((s, r["key"]), []), key)) for r in fan]
             pts = [(x, y / scale) for x, y in pts if y is not None]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s, color=colors[i % len(colors)],
-                        linewidth=2.5 if s == OURS else 1.5)
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    marker="o",
+                    label=s,
+                    color=colors[i % len(colors)],
+                    linewidth=2.5 if s == OURS else 1.5,
+                )
         ax.set_title(title)
         ax.set_xlabel("watchers (on watchers/100 connections)")
         ax.set_ylabel(unit)
@@ -378,9 +530,30 @@ def write_plot(path: Path, runs: list[dict], table: dict, servers: list[str]) ->
 
     unary = [r["key"] for r in runs if r["mode"] in ("check", "h2load")]
     bars = [
-        (axes[1][0], [k for k in unary if k == "check 1x1"], "throughput", 1, "Check throughput, 1 call in flight", "requests/s"),
-        (axes[1][1], [k for k in unary if k != "check 1x1"], "throughput", 1, "Check throughput, 4 × 64 in flight", "requests/s"),
-        (axes[1][2], [k for k in unary if k != "check 1x1"], "server_cpu_per_op_us", 1, "Server CPU per Check", "µs"),
+        (
+            axes[1][0],
+            [k for k in unary if k == "check 1x1"],
+            "throughput",
+            1,
+            "Check throughput, 1 call in flight",
+            "requests/s",
+        ),
+        (
+            axes[1][1],
+            [k for k in unary if k != "check 1x1"],
+            "throughput",
+            1,
+            "Check throughput, 4 × 64 in flight",
+            "requests/s",
+        ),
+        (
+            axes[1][2],
+            [k for k in unary if k != "check 1x1"],
+            "server_cpu_per_op_us",
+            1,
+            "Server CPU per Check",
+            "µs",
+        ),
     ]
     for ax, keys, key, scale, title, unit in bars:
         keys = [k for k in keys if any((s, k) in table for s in servers)]
@@ -389,7 +562,9 @@ def write_plot(path: Path, runs: list[dict], table: dict, servers: list[str]) ->
             vals = [med(table.get((s, k), []), key) or 0 for k in keys]
             pos = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(keys))]
             b = ax.bar(pos, vals, width, label=s, color=colors[i % len(colors)])
-            labels = [f"{v / 1000:.1f}k" if key == "throughput" else f"{v:.1f}" for v in vals]
+            labels = [
+                f"{v / 1000:.1f}k" if key == "throughput" else f"{v:.1f}" for v in vals
+            ]
             ax.bar_label(b, labels=labels, fontsize=7)
         ax.set_xticks(range(len(keys)), [k.replace("check ", "") for k in keys])
         ax.set_title(title)
@@ -402,25 +577,48 @@ def write_plot(path: Path, runs: list[dict], table: dict, servers: list[str]) ->
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--loadgen", required=True)
-    p.add_argument("--server", action="append", required=True, metavar="NAME=COMMAND",
-                   help="a server to measure: its name, '=', its command line (shell words)")
-    p.add_argument("--quick", action="store_true", help="reduced sizes and durations, one repeat")
+    p.add_argument(
+        "--server",
+        action="append",
+        required=True,
+        metavar="NAME=COMMAND",
+        help="a server to measure: its name, '=', its command line (shell words)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="reduced sizes and durations, one repeat"
+    )
     p.add_argument("--repeats", type=int, default=None)
-    p.add_argument("--only", default=None, help="comma-separated run keys to do (default: all)")
-    p.add_argument("--nice", type=int, default=-15 if os.geteuid() == 0 else 0,
-                   help="niceness of client and server (default -15 as root: other work on the machine "
-                        "then gets little of the two cores while a run lasts; 0 to leave it)")
+    p.add_argument(
+        "--only", default=None, help="comma-separated run keys to do (default: all)"
+    )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=-15 if os.geteuid() == 0 else 0,
+        help="niceness of client and server (default -15 as root: other work on the machine "
+        "then gets little of the two cores while a run lasts; 0 to leave it)",
+    )
     p.add_argument("--md", default="docs/bench.md")
     p.add_argument("--png", default="docs/bench.png")
     p.add_argument("--json", default=None, help="where to write every raw result")
-    p.add_argument("--from-json", default=None, help="only re-render the page and plot from a --json file")
+    p.add_argument(
+        "--from-json",
+        default=None,
+        help="only re-render the page and plot from a --json file",
+    )
     args = p.parse_args()
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
     raise_nofile()
-    old_group_nice = raise_autogroup_priority(args.nice) if args.nice and not args.from_json else None
+    old_group_nice = (
+        raise_autogroup_priority(args.nice)
+        if args.nice and not args.from_json
+        else None
+    )
     try:
         return run_all(args)
     finally:
@@ -444,7 +642,7 @@ def run_all(args) -> int:
     if args.only:
         keys = set(args.only.split(","))
         runs = [r for r in runs if r["key"] in keys]
-    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     t_start = time.monotonic()
     load_start = Path("/proc/loadavg").read_text().split()[0]
     table: dict[tuple[str, str], list[dict]] = {}
@@ -477,12 +675,30 @@ def run_all(args) -> int:
                 except json.JSONDecodeError as e:
                     res = {"failed": True, "error": f"bad loadgen output: {e}"}
                 table.setdefault((s, run["key"]), []).append(res)
-                raw.append(dict(server=s, run=run["key"], repeat=rep, cmd=cmd, result=res))
-                shown = {"watch-fanout": FANOUT_METRICS[:4], "h2load": H2LOAD_METRICS}.get(run["mode"], UNARY_METRICS[:5])
-                brief = ("FAILED " + (res["error"].splitlines() or ["?"])[-1]) if res.get("failed") else ", ".join(
-                    f"{m}={fmt(m, res.get(METRICS[m][0]))}" for m in shown)
-                print(f"[{rep + 1}/{args.repeats}] {run['key']:<14} {s:<14} {time.monotonic() - t0:5.1f}s  {brief}",
-                      flush=True)
+                raw.append(
+                    {
+                        "server": s,
+                        "run": run["key"],
+                        "repeat": rep,
+                        "cmd": cmd,
+                        "result": res,
+                    }
+                )
+                shown = {
+                    "watch-fanout": FANOUT_METRICS[:4],
+                    "h2load": H2LOAD_METRICS,
+                }.get(run["mode"], UNARY_METRICS[:5])
+                brief = (
+                    ("FAILED " + (res["error"].splitlines() or ["?"])[-1])
+                    if res.get("failed")
+                    else ", ".join(
+                        f"{m}={fmt(m, res.get(METRICS[m][0]))}" for m in shown
+                    )
+                )
+                print(
+                    f"[{rep + 1}/{args.repeats}] {run['key']:<14} {s:<14} {time.monotonic() - t0:5.1f}s  {brief}",
+                    flush=True,
+                )
     elapsed = time.monotonic() - t_start
     args.loadavg = [load_start, Path("/proc/loadavg").read_text().split()[0]]
     for path in (args.md, args.png):
@@ -490,7 +706,17 @@ def run_all(args) -> int:
     write_markdown(Path(args.md), runs, table, servers, args, started, elapsed)
     write_plot(Path(args.png), runs, table, servers)
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(started=started, elapsed_s=elapsed, loadavg=args.loadavg, results=raw), indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "started": started,
+                    "elapsed_s": elapsed,
+                    "loadavg": args.loadavg,
+                    "results": raw,
+                },
+                indent=1,
+            )
+        )
     print(f"wrote {args.md} and {args.png} in {elapsed:.0f} s")
     failed = [k for k, v in table.items() if all(r.get("failed") for r in v)]
     if failed:
