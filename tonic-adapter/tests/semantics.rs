@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{next, request, watch, Server, TIMEOUT};
+use common::{next, request, status_of, watch, Server, TIMEOUT};
 use dubbo_health_core::{ServingStatus, LIST_LIMIT, MAX_NAME};
 use dubbo_health_proto::pb::HealthListRequest;
 use tonic::Code;
@@ -26,35 +26,11 @@ async fn check_answers_known_names_and_not_found_for_unknown_or_cleared() {
     assert_eq!(err.code(), Code::NotFound);
 
     server.set(GREETER, NotServing);
-    assert_eq!(
-        client
-            .check(request(GREETER))
-            .await
-            .unwrap()
-            .into_inner()
-            .status,
-        NotServing.as_i32()
-    );
+    assert_eq!(status_of(&mut client, GREETER).await, NotServing);
     server.set(GREETER, Serving);
-    assert_eq!(
-        client
-            .check(request(GREETER))
-            .await
-            .unwrap()
-            .into_inner()
-            .status,
-        Serving.as_i32()
-    );
+    assert_eq!(status_of(&mut client, GREETER).await, Serving);
     server.set(GREETER, Unknown);
-    assert_eq!(
-        client
-            .check(request(GREETER))
-            .await
-            .unwrap()
-            .into_inner()
-            .status,
-        Unknown.as_i32()
-    );
+    assert_eq!(status_of(&mut client, GREETER).await, Unknown);
 
     assert!(server.registry.clear(GREETER).unwrap());
     assert_eq!(
@@ -163,39 +139,20 @@ async fn shutdown_sends_not_serving_to_every_watcher_and_ignores_sets_until_resu
     server.registry.shutdown();
     assert_eq!(next(&mut root).await, Some(NotServing));
     assert_eq!(next(&mut greeter).await, Some(NotServing));
-    assert_eq!(
-        client
-            .check(request(GREETER))
-            .await
-            .unwrap()
-            .into_inner()
-            .status,
-        NotServing.as_i32()
-    );
+    assert_eq!(status_of(&mut client, GREETER).await, NotServing);
 
     // Later sets are ignored (reported to the caller, not an error).
     assert_eq!(
         server.registry.set(GREETER, Serving),
         Ok(dubbo_health_core::SetOutcome::Ignored)
     );
-    assert_eq!(
-        client
-            .check(request(GREETER))
-            .await
-            .unwrap()
-            .into_inner()
-            .status,
-        NotServing.as_i32()
-    );
+    assert_eq!(status_of(&mut client, GREETER).await, NotServing);
 
     server.registry.resume();
     assert_eq!(next(&mut root).await, Some(Serving));
     assert_eq!(next(&mut greeter).await, Some(Serving));
     assert_eq!(next(&mut foo).await, Some(Serving));
-    assert_eq!(
-        client.check(request("")).await.unwrap().into_inner().status,
-        Serving.as_i32()
-    );
+    assert_eq!(status_of(&mut client, "").await, Serving);
 
     // The unknown-name watcher saw nothing of it, and still follows a registration.
     server.set("not.registered", NotServing);
@@ -267,15 +224,7 @@ async fn names_up_to_200_bytes_work_and_longer_are_invalid_argument() {
     let longest = "é".repeat(MAX_NAME / 2); // 200 bytes of UTF-8
     assert_eq!(longest.len(), MAX_NAME);
     server.set(&longest, Serving);
-    assert_eq!(
-        client
-            .check(request(&longest))
-            .await
-            .unwrap()
-            .into_inner()
-            .status,
-        Serving.as_i32()
-    );
+    assert_eq!(status_of(&mut client, &longest).await, Serving);
     let (_stream, first) = watch(&mut client, &longest).await;
     assert_eq!(first, Serving);
 
@@ -287,10 +236,7 @@ async fn names_up_to_200_bytes_work_and_longer_are_invalid_argument() {
     assert_eq!(err.code(), Code::InvalidArgument);
 
     // The server is still answering.
-    assert_eq!(
-        client.check(request("")).await.unwrap().into_inner().status,
-        Serving.as_i32()
-    );
+    assert_eq!(status_of(&mut client, "").await, Serving);
 }
 
 #[tokio::test]
@@ -403,15 +349,7 @@ async fn the_generated_health_trait_serves_the_same_registry() {
         .await
         .unwrap();
     let mut client = dubbo_health_proto::pb::health_client::HealthClient::new(channel);
-    assert_eq!(
-        client
-            .check(request(GREETER))
-            .await
-            .unwrap()
-            .into_inner()
-            .status,
-        Serving.as_i32()
-    );
+    assert_eq!(status_of(&mut client, GREETER).await, Serving);
     assert_eq!(
         client.check(request("nope")).await.unwrap_err().code(),
         Code::NotFound
@@ -493,14 +431,6 @@ async fn serve_runs_on_the_callers_runtime() {
         }
     };
     let mut client = dubbo_health_proto::pb::health_client::HealthClient::new(channel);
-    assert_eq!(
-        client
-            .check(request(GREETER))
-            .await
-            .unwrap()
-            .into_inner()
-            .status,
-        NotServing.as_i32()
-    );
+    assert_eq!(status_of(&mut client, GREETER).await, NotServing);
     serving.abort();
 }

@@ -58,6 +58,16 @@ pub fn request(service: &str) -> HealthCheckRequest {
     }
 }
 
+/// `Check` on `service`, which must succeed: its status.
+pub async fn status_of(client: &mut HealthClient<Channel>, service: &str) -> ServingStatus {
+    let response = tokio::time::timeout(TIMEOUT, client.check(request(service)))
+        .await
+        .expect("Check timed out")
+        .expect("Check failed")
+        .into_inner();
+    ServingStatus::from_i32(response.status).expect("valid status")
+}
+
 /// Opens a Watch and returns it with its first message (sent at once by the server).
 pub async fn watch(
     client: &mut HealthClient<Channel>,
