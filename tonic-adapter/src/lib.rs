@@ -62,3 +62,8 @@ pub use dubbo_health_core as core;
 pub use dubbo_health_proto::pb;
 #[doc(no_inline)]
 pub use tonic;
+
+/// The README's Rust snippets, compiled (and, unless marked `no_run`, run) as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
