@@ -40,8 +40,6 @@
 
 pub mod control;
 mod drain;
-// Shared by the tonic mount and the standalone engine: some items serve only the engine.
-#[allow(dead_code)]
 mod grpc;
 pub mod reflection;
 mod service;
