@@ -138,9 +138,9 @@ where
     ///     .await
     /// # }
     /// ```
-    pub fn drain_after<F>(&self, signal: F) -> impl Future<Output = ()> + Send + 'static
+    pub fn drain_after<F>(&self, signal: F) -> impl Future<Output = ()>
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: Future<Output = ()>,
     {
         self.drain.after(signal)
     }
