@@ -186,7 +186,8 @@ where
 ///   `INVALID_ARGUMENT`; a request over [`max_request_size`](Self::max_request_size) (4 MiB
 ///   by default) `RESOURCE_EXHAUSTED`; no request message or two `UNIMPLEMENTED`; an
 ///   unsupported `grpc-encoding` `UNIMPLEMENTED`; gzip that does not decompress `INTERNAL`;
-///   any other method `UNIMPLEMENTED`. Every row, for every door: `docs/bad-input.md` in the repository.
+///   any other method `UNIMPLEMENTED`. Every row, for every door: the repository's
+///   `docs/bad-input.md`.
 /// - `Check` answers are static pre-encoded frames; `Watch` bodies ([`WatchBody`]) are the
 ///   core stream mapped to those frames (no task, channel, encoder or status copy per
 ///   watcher), ended by the service's [`Drain`], or with `DEADLINE_EXCEEDED` at the call's
