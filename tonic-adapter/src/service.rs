@@ -374,7 +374,24 @@ impl<R> fmt::Debug for HealthBody<R> {
     }
 }
 
-/// The future of one call to [`HealthServer`]: reads the request message, then answers.
+/// The future of one call to [`HealthServer`]: reads the request message, then answers. A
+/// request refused on its headers is answered at once.
+///
+/// ```
+/// use dubbo_health_core::DefaultRegistry;
+/// use futures::executor::block_on;
+/// use tower_service::Service;
+///
+/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// let request = http::Request::post("/grpc.health.v1.Health/Check")
+///     .header("content-type", "text/plain")
+///     .body(http_body_util::Empty::<bytes::Bytes>::new())
+///     .unwrap();
+/// let future = dubbo_health_tonic::HealthService::new(&HEALTH).server().call(request);
+/// let response = block_on(future).unwrap();
+/// assert_eq!(response.status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+/// assert_eq!(response.headers()["grpc-status"], "3");
+/// ```
 pub struct ResponseFuture<R> {
     inner: Pin<Box<dyn Future<Output = http::Response<HealthBody<R>>> + Send>>,
 }
