@@ -314,3 +314,29 @@ def test_what_grpcio_decides_about_compression(
     assert answer.code == 13, answer.headers
     assert answer.messages() == []
     assert check(channel_to(grpcio_server.port), "") == PB.SERVING
+
+
+def test_more_rows_of_the_bad_input_table(grpcio_server: Server) -> None:
+    """docs/bad-input.md, column "grpcio mount": the rows not covered above, over raw HTTP/2.
+    Rows 4, 9 and 12 are grpcio's own answers."""
+    port = grpcio_server.port
+    unknown = raw_grpc.call(port, "Nope", raw_grpc.message(b""))
+    assert (unknown.headers[":status"], unknown.code) == ("200", 12)  # row 4
+    cut = raw_grpc.call(port, "Check", raw_grpc.message(b"")[:3])
+    # row 9: grpcio drops a frame cut short, so the handler sees no message at all
+    assert (cut.code, cut.headers["grpc-message"]) == (12, _NO_REQUEST)
+    bomb = gzip.compress(b"\x12\x80\x80\x80\x03" + bytes(5 << 20))  # a 5 MiB unknown field
+    answer = raw_grpc.call(
+        port, "Check", raw_grpc.message(bomb, compressed=True), {"grpc-encoding": "gzip"}
+    )
+    assert answer.code == 8  # row 12
+    long_name = b"\x0a\xc9\x01" + b"x" * 201
+    for method in ("Check", "Watch"):  # row 15
+        answer = raw_grpc.call(port, method, raw_grpc.message(long_name), max_messages=1)
+        assert (answer.code, answer.headers["grpc-message"]) == (
+            3,
+            "service name is 201 bytes; the limit is 200",
+        )
+
+
+_NO_REQUEST = "expected exactly one request message, got none"

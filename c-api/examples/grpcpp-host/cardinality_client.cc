@@ -1,6 +1,7 @@
 // Calls a grpc.health.v1.Health method with any number of request messages, over
 // grpc::GenericStub (a generic call is a stream, so zero or two messages can be sent):
-// prints "messages M code C", the response messages read and the final gRPC status code.
+// prints "messages M code C[ MESSAGE]": the response messages read, then the final gRPC
+// status code and message.
 //
 //   cardinality-client ADDR METHOD COUNT HEX_PAYLOAD MAX_READS
 //
@@ -74,7 +75,8 @@ int main(int argc, char** argv) {
   grpc::Status status;
   call->Finish(&status, Tag(5));
   wait(5);
-  std::printf("messages %d code %d\n", reads, static_cast<int>(status.error_code()));
+  std::printf("messages %d code %d%s%s\n", reads, static_cast<int>(status.error_code()),
+              status.error_message().empty() ? "" : " ", status.error_message().c_str());
   cq.Shutdown();
   while (cq.Next(&tag, &ok)) {
   }

@@ -33,7 +33,7 @@ cardinality() { # method, request messages, payload (hex), responses to read, ex
     local got
     got=$("$build/cardinality-client" "$addr" "$1" "$2" "$3" "$4")
     [ "$got" = "$5" ] || { echo "$1 with $2 request message(s) [$3]: got '$got', expected '$5'"; exit 1; }
-    echo "ok: $1 with $2 request message(s) [${3:-empty}] -> $got"
+    echo "ok: $1 with $2 request message(s) [${3:0:16}] -> $got"
     passed=$((passed + 1))
 }
 wait_lines() { # file, count: wait (bounded) until the file has that many lines
@@ -48,17 +48,28 @@ wait_lines() { # file, count: wait (bounded) until the file has that many lines
 [ "$("$build/greeter-client" "$addr" dubbo)" = "Hello dubbo" ] || { echo "Greeter did not answer"; exit 1; }
 echo "ok: Greeter answered"; passed=$((passed + 1))
 
-# gRPC's rules through the C handlers: zero request messages, or two, on any method is
-# UNIMPLEMENTED (12); malformed bytes are INVALID_ARGUMENT (3); one message is served,
-# an empty one too (the name "").
+# gRPC's rules through the C handlers (docs/bad-input.md, column "C handlers"): zero
+# request messages, or two, on any method is UNIMPLEMENTED (12); malformed bytes and a name
+# over 200 bytes are INVALID_ARGUMENT (3); one message is served, an empty one too (the
+# name ""); an unknown method is UNIMPLEMENTED; a List of more than 100 names is
+# RESOURCE_EXHAUSTED (8).
+none="expected exactly one request message, got none"
+more="expected exactly one request message, got more"
+long_name="0ac901$(printf '78%.0s' $(seq 201))"   # HealthCheckRequest { service: 201 x "x" }
 for method in Check Watch List; do
-    cardinality "$method" 0 "" 1 "messages 0 code 12"
-    cardinality "$method" 2 "" 1 "messages 0 code 12"
-    cardinality "$method" 1 0a05ab 1 "messages 0 code 3"
+    cardinality "$method" 0 "" 1 "messages 0 code 12 $none"
+    cardinality "$method" 2 "" 1 "messages 0 code 12 $more"
+    cardinality "$method" 1 0a05ab 1 "messages 0 code 3 malformed request: truncated"
 done
+cardinality Check 1 "$long_name" 1 "messages 0 code 3 service name is 201 bytes; the limit is 200"
+cardinality Watch 1 "$long_name" 1 "messages 0 code 3 service name is 201 bytes; the limit is 200"
 cardinality Check 1 "" 2 "messages 1 code 0"   # read on: the call ends by itself
 cardinality List 1 "" 2 "messages 1 code 0"
-cardinality Watch 1 "" 1 "messages 1 code 1"   # a Watch never ends: cancelled after one
+cardinality Watch 1 "" 1 "messages 1 code 1 CANCELLED"   # a Watch never ends: cancelled after one
+cardinality Nope 1 "" 1 "messages 0 code 12"
+for i in $(seq 100); do cmd "set many.$i SERVING"; done   # with "" and the Greeter: 102 names
+cardinality List 1 "" 2 "messages 0 code 8 server health list exceeds maximum capacity: 101 services, limit 100"
+for i in $(seq 100); do cmd "clear many.$i"; done
 
 probe 0                                   # "" (the whole server) is SERVING
 probe 0 -service dubbo.example.Greeter    # registered by the host
