@@ -1,0 +1,334 @@
+"""Mount ``grpc.health.v1.Health`` (Check, Watch, List) on an apache-dubbo server.
+
+apache-dubbo (``pip install "dubbo-health[dubbo]"``, the Apache dubbo-python project, Python
+>= 3.11) serves Triple, which is gRPC on the wire. :func:`service_handler` returns the
+health service as a ``dubbo.proxy.handlers.RpcServiceHandler``; pass it to the server next
+to your own services::
+
+    from dubbo.configs import ServiceConfig
+    import dubbo
+    from dubbo_health.dubbo import service_handler
+
+    health = service_handler(registry)
+    dubbo.Server(ServiceConfig([greeter, health], host="127.0.0.1", port=50051)).start()
+
+The handlers work on raw bytes with the core's protobuf codec: no generated ``_pb2`` module
+and no protobuf runtime. ``grpc-health-probe``, Kubernetes gRPC probes and every gRPC
+client's health checking can then ask the Dubbo server itself.
+
+>>> import dubbo_health
+>>> from dubbo_health.dubbo import SERVICE_NAME, service_handler
+>>> handler = service_handler(dubbo_health.Registry(), max_watches=3)
+>>> handler.service_name == SERVICE_NAME
+True
+>>> sorted(handler.method_handlers)
+['Check', 'List', 'Watch']
+
+What the host allows, and what this module does about it (apache-dubbo 3.0.0b1)
+--------------------------------------------------------------------------------
+- **Error codes.** A unary handler of the host can only return or raise, and raising always
+  answers INTERNAL. The three methods are therefore registered in the server-streaming form
+  (the wire is the same for a unary call) and end each call with the status they choose:
+  NOT_FOUND for an unknown name, INVALID_ARGUMENT for malformed bytes or a name over 200
+  bytes, RESOURCE_EXHAUSTED for a request over 4 MiB or for List over 100 names.
+- **``Check("")``.** The host drops an empty request message and hands the handler its
+  end-of-stream marker instead; that is read as the empty request (service ``""``). For the
+  same reason a call with no request message at all is answered as ``Check("")`` too.
+- **Ten threads.** The host runs every call, health and your own services alike, on one of
+  10 threads (:data:`HOST_THREADS`, hard-coded in the host) and queues calls beyond that. A
+  Watch keeps its thread for as long as it is open, so at most ``max_watches`` (default
+  :data:`DEFAULT_MAX_WATCHES`) Watch streams are open at once; one more is answered
+  RESOURCE_EXHAUSTED at once. The other threads stay free for Check, List and your services.
+- **Dead clients.** The host never tells a handler that its client cancelled or went away,
+  and a write to such a stream does not fail. Each Watch therefore looks at the host's own
+  state for its stream, read-only, every ``poll_interval`` seconds (default
+  :data:`DEFAULT_POLL_INTERVAL`) and before each message: a stream the client reset, or a
+  connection that closed, ends the Watch and frees its thread. No message is re-sent to
+  find out (the protocol forbids two equal messages in a row). If the host's objects are not
+  laid out as in 3.0.0b1, that check is off (a warning is logged once) and a dead client's
+  Watch keeps its slot until the server drains.
+- **Writes racing a cancel.** In 3.0.0b1 a message written to a stream the client has just
+  reset stops the host from sending data on that whole connection. Checking the stream first
+  leaves only the few milliseconds between that check and the host's write; a client whose
+  connection carries other calls can still lose them if it cancels a Watch exactly while the
+  status changes.
+- **Other host limits** (not something a handler can change): calls on an older client
+  connection hang once a newer connection is open (fixed upstream after 3.0.0b1:
+  apache/dubbo-python#47); ``Server`` has ``start()`` only, and no port 0; starting it
+  switches the process to uvloop; a request whose HEADERS frame ends the stream is never
+  answered.
+
+Draining: ``registry.shutdown()`` (every watcher sees NOT_SERVING), then
+``registry.end_watches()``, so open Watch streams end and their threads return before the
+process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Optional, Protocol, Union
+
+from dubbo.classes import EOF
+from dubbo.protocol.triple.constants import GRpcCode
+from dubbo.protocol.triple.status import TriRpcStatus
+from dubbo.proxy.handlers import RpcMethodHandler, RpcServiceHandler
+
+from . import _native
+from ._native import Registry
+from ._types import RpcError
+
+__all__ = [
+    "DEFAULT_MAX_WATCHES",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "HOST_THREADS",
+    "MAX_REQUEST_SIZE",
+    "SERVICE_NAME",
+    "service_handler",
+]
+
+SERVICE_NAME = "grpc.health.v1.Health"
+"""The full gRPC service name the handler is mounted under."""
+
+HOST_THREADS = 10
+"""Threads apache-dubbo 3.0.0b1 runs calls on (hard-coded in the host)."""
+
+DEFAULT_MAX_WATCHES = 5
+"""Watch streams open at once by default: half of :data:`HOST_THREADS`."""
+
+DEFAULT_POLL_INTERVAL = 0.5
+"""Seconds between two looks at whether a Watch's client is still there."""
+
+DEFAULT_REQUEST_TIMEOUT = 10.0
+"""Seconds a call may take to deliver its request message before it is answered
+DEADLINE_EXCEEDED (so a client that never sends one does not keep a thread)."""
+
+MAX_REQUEST_SIZE = 4 * 1024 * 1024
+"""The largest request accepted, as gRPC's default (the host itself has no limit)."""
+
+_OK = 0
+_DEADLINE_EXCEEDED = 4
+_RESOURCE_EXHAUSTED = 8
+_INTERNAL = 13
+
+_log = logging.getLogger(__name__)
+
+
+class _Stream(Protocol):
+    """What the host hands a server-streaming handler (a ``TriReadWriteStream``)."""
+
+    def read(self, timeout: Optional[float] = None) -> object: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def done_writing(self, **kwargs: object) -> None: ...
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def _finish(stream: _Stream, code: int = _OK, message: str = "") -> None:
+    """Ends the call with a gRPC status (trailers)."""
+    status = TriRpcStatus(GRpcCode.from_code(code), description=message or None)
+    stream.done_writing(tri_rpc_status=status)
+
+
+class _Link:
+    """The host's own view of one call's HTTP/2 stream and connection, read-only.
+
+    apache-dubbo 3.0.0b1 hands a handler no cancellation signal, so this reads the state the
+    host keeps anyway: the h2 library's stream state (closed once the client resets it) and
+    the asyncio transport (closing once the connection is gone). Nothing is changed.
+    """
+
+    _warned = False
+
+    def __init__(self, stream: object) -> None:
+        self._h2 = None
+        self._transport = None
+        self._stream_id = -1
+        try:
+            h2_stream = stream._write_stream._call._server_stream._stream  # type: ignore[attr-defined]
+            protocol = h2_stream._protocol
+            self._h2 = protocol._h2_connection
+            self._transport = protocol._transport
+            self._stream_id = int(h2_stream.id)
+            self._h2.streams.get  # noqa: B018 -- the attribute must exist
+            self._transport.is_closing  # noqa: B018
+        except (AttributeError, TypeError, ValueError):
+            self._h2 = None
+            if not _Link._warned:
+                _Link._warned = True
+                _log.warning(
+                    "dubbo_health.dubbo: this apache-dubbo does not expose its stream state "
+                    "as 3.0.0b1 does; Watch cannot notice clients that go away"
+                )
+
+    def client_gone(self) -> bool:
+        """True once the client reset the stream or the connection closed."""
+        if self._h2 is None:
+            return False
+        try:
+            if self._transport is None or self._transport.is_closing():
+                return True
+            state = self._h2.streams.get(self._stream_id)
+            return state is None or bool(state.closed)
+        except Exception:  # noqa: BLE001 -- state read from another thread: treat as unknown
+            return False
+
+
+class _Health:
+    """The three handlers over one registry, with the Watch slots."""
+
+    def __init__(
+        self, registry: Registry, max_watches: int, poll_interval: float, request_timeout: float
+    ) -> None:
+        self._registry = registry
+        self._max_watches = max_watches
+        self._slots = threading.BoundedSemaphore(max_watches) if max_watches else None
+        self._poll_interval = poll_interval
+        self._request_timeout = request_timeout
+
+    def _request(self, stream: _Stream) -> Union[bytes, RpcError]:
+        """The request message, or the error to end the call with."""
+        data = stream.read(timeout=self._request_timeout)
+        if data is None:
+            return RpcError(
+                _DEADLINE_EXCEEDED,
+                f"no request message within {self._request_timeout:g} s",
+            )
+        if data is EOF:
+            # The host drops an empty message and passes on the end of the stream instead.
+            return b""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            return RpcError(_INTERNAL, f"unexpected request object {type(data).__name__}")
+        if len(data) > MAX_REQUEST_SIZE:
+            return RpcError(
+                _RESOURCE_EXHAUSTED,
+                f"request of {len(data)} bytes is over the limit of {MAX_REQUEST_SIZE} bytes",
+            )
+        return bytes(data)
+
+    def _unary(self, stream: _Stream, method: str) -> None:
+        request = self._request(stream)
+        if isinstance(request, RpcError):
+            _finish(stream, request.code, request.message)
+            return
+        try:
+            if method == "Check":
+                response = _native.handle_check(self._registry, request)
+            else:
+                response = _native.handle_list(self._registry, request)
+        except RpcError as err:
+            _finish(stream, err.code, err.message)
+            return
+        stream.write(response)
+        _finish(stream)
+
+    def check(self, stream: _Stream) -> None:
+        self._unary(stream, "Check")
+
+    def list_(self, stream: _Stream) -> None:
+        self._unary(stream, "List")
+
+    def watch(self, stream: _Stream) -> None:
+        request = self._request(stream)
+        if isinstance(request, RpcError):
+            _finish(stream, request.code, request.message)
+            return
+        try:
+            name = _native.decode_check_request(request)
+        except RpcError as err:
+            _finish(stream, err.code, err.message)
+            return
+        if self._slots is None or not self._slots.acquire(blocking=False):
+            _finish(
+                stream,
+                _RESOURCE_EXHAUSTED,
+                f"{self._max_watches} Watch streams are open, the most this server allows "
+                "(max_watches); try again later",
+            )
+            return
+        try:
+            self._stream_statuses(stream, name)
+        finally:
+            self._slots.release()
+
+    def _stream_statuses(self, stream: _Stream, name: str) -> None:
+        link = _Link(stream)
+        with self._registry.watch(name, timeout=self._poll_interval) as statuses:
+            while True:
+                try:
+                    status = next(statuses)
+                except TimeoutError:
+                    if link.client_gone():
+                        break
+                    continue
+                except StopIteration:
+                    break
+                if link.client_gone():
+                    break
+                stream.write(_native.encode_check_response(status))
+        # Also when the client is gone: without trailers the host would end the call itself,
+        # logging an error.
+        _finish(stream)
+
+
+def service_handler(
+    registry: Registry,
+    *,
+    max_watches: int = DEFAULT_MAX_WATCHES,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+) -> RpcServiceHandler:
+    """The ``grpc.health.v1.Health`` service for ``registry``, for ``dubbo.Server``.
+
+    Add it to the ``ServiceConfig`` beside your own handlers:
+    ``ServiceConfig([greeter, service_handler(registry)], host=..., port=...)``.
+
+    ``max_watches`` Watch streams may be open at once (0 turns Watch off: every Watch is
+    answered RESOURCE_EXHAUSTED); it must stay below :data:`HOST_THREADS` so Check and your
+    own services always have a thread. ``poll_interval`` is how often, in seconds, an idle
+    Watch looks whether its client has gone; ``request_timeout`` bounds the wait for a call's
+    request message.
+
+    Raises ``ValueError`` for a ``max_watches`` outside ``0 .. HOST_THREADS - 1`` or a
+    non-positive interval or timeout.
+
+    >>> import dubbo_health
+    >>> service_handler(dubbo_health.Registry(), max_watches=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_watches must be between 0 and 9 (the host runs calls on 10 threads), not 10
+    """
+    if isinstance(max_watches, bool) or not isinstance(max_watches, int):
+        raise TypeError(f"max_watches must be an int, not {type(max_watches).__name__}")
+    if not 0 <= max_watches < HOST_THREADS:
+        raise ValueError(
+            f"max_watches must be between 0 and {HOST_THREADS - 1} (the host runs calls on "
+            f"{HOST_THREADS} threads), not {max_watches}"
+        )
+    if not poll_interval > 0:
+        raise ValueError(f"poll_interval must be positive, not {poll_interval}")
+    if not request_timeout > 0:
+        raise ValueError(f"request_timeout must be positive, not {request_timeout}")
+    health = _Health(registry, max_watches, poll_interval, request_timeout)
+
+    def method(handler: object, name: str) -> RpcMethodHandler:
+        return RpcMethodHandler.server_stream(
+            handler,
+            method_name=name,
+            request_deserializer=_identity,
+            response_serializer=_identity,
+        )
+
+    return RpcServiceHandler(
+        SERVICE_NAME,
+        [
+            method(health.check, "Check"),
+            method(health.watch, "Watch"),
+            method(health.list_, "List"),
+        ],
+    )
