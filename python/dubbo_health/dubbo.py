@@ -1,27 +1,35 @@
 """Mount ``grpc.health.v1.Health`` (Check, Watch, List) on an apache-dubbo server.
 
 apache-dubbo (``pip install "dubbo-health[dubbo]"``, the Apache dubbo-python project, Python
->= 3.11) serves Triple, which is gRPC on the wire. :func:`service_handler` returns the
-health service as a ``dubbo.proxy.handlers.RpcServiceHandler``; pass it to the server next
-to your own services::
+>= 3.11) serves Triple, which is gRPC on the wire. :func:`with_health` gives a server your own
+service handlers plus the health service, on one port::
 
-    from dubbo.configs import ServiceConfig
     import dubbo
-    from dubbo_health.dubbo import service_handler
+    from dubbo.configs import ServiceConfig
+    from dubbo_health.dubbo import with_health
 
-    health = service_handler(registry)
-    dubbo.Server(ServiceConfig([greeter, health], host="127.0.0.1", port=50051)).start()
+    services = with_health(registry, greeter_handler)
+    dubbo.Server(ServiceConfig(services, host="127.0.0.1", port=50051)).start()
+
+``ServiceConfig`` takes one handler, while the protocol under it serves several: the object
+:func:`with_health` returns is a list of handlers that also carries the first one's
+``service_name`` (the name a registry advertises). :func:`service_handler` is the health
+handler alone, for a server of its own.
 
 The handlers work on raw bytes with the core's protobuf codec: no generated ``_pb2`` module
 and no protobuf runtime. ``grpc-health-probe``, Kubernetes gRPC probes and every gRPC
 client's health checking can then ask the Dubbo server itself.
 
 >>> import dubbo_health
->>> from dubbo_health.dubbo import SERVICE_NAME, service_handler
->>> handler = service_handler(dubbo_health.Registry(), max_watches=3)
->>> handler.service_name == SERVICE_NAME
-True
->>> sorted(handler.method_handlers)
+>>> from dubbo.proxy.handlers import RpcServiceHandler
+>>> from dubbo_health.dubbo import SERVICE_NAME, with_health
+>>> greeter = RpcServiceHandler("org.apache.dubbogo.samples.api.Greeter", [])
+>>> services = with_health(dubbo_health.Registry(), greeter, max_watches=3)
+>>> services.service_name
+'org.apache.dubbogo.samples.api.Greeter'
+>>> [s.service_name for s in services]
+['org.apache.dubbogo.samples.api.Greeter', 'grpc.health.v1.Health']
+>>> sorted(services[-1].method_handlers)
 ['Check', 'List', 'Watch']
 
 What the host allows, and what this module does about it (apache-dubbo 3.0.0b1)
@@ -58,15 +66,16 @@ What the host allows, and what this module does about it (apache-dubbo 3.0.0b1)
   switches the process to uvloop; a request whose HEADERS frame ends the stream is never
   answered.
 
-Draining: ``registry.shutdown()`` (every watcher sees NOT_SERVING), then
-``registry.end_watches()``, so open Watch streams end and their threads return before the
-process exits.
+Draining: ``services.drain()`` (the object :func:`with_health` returns) shuts the registry
+down (every watcher sees NOT_SERVING), ends every Watch stream and waits for their threads,
+so the process can exit without cutting the last messages off.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Optional, Protocol, Union
 
 from dubbo.classes import EOF
@@ -82,10 +91,13 @@ __all__ = [
     "DEFAULT_MAX_WATCHES",
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_REQUEST_TIMEOUT",
+    "FLUSH_DELAY",
     "HOST_THREADS",
     "MAX_REQUEST_SIZE",
     "SERVICE_NAME",
+    "ServiceHandlers",
     "service_handler",
+    "with_health",
 ]
 
 SERVICE_NAME = "grpc.health.v1.Health"
@@ -106,6 +118,10 @@ DEADLINE_EXCEEDED (so a client that never sends one does not keep a thread)."""
 
 MAX_REQUEST_SIZE = 4 * 1024 * 1024
 """The largest request accepted, as gRPC's default (the host itself has no limit)."""
+
+FLUSH_DELAY = 0.1
+"""Seconds :meth:`ServiceHandlers.drain` leaves the host's event loop to send the last
+frames once every Watch has ended."""
 
 _OK = 0
 _DEADLINE_EXCEEDED = 4
@@ -175,7 +191,7 @@ class _Link:
                 return True
             state = self._h2.streams.get(self._stream_id)
             return state is None or bool(state.closed)
-        except Exception:  # noqa: BLE001 -- state read from another thread: treat as unknown
+        except Exception:  # state read from another thread: treat as unknown
             return False
 
 
@@ -190,6 +206,25 @@ class _Health:
         self._slots = threading.BoundedSemaphore(max_watches) if max_watches else None
         self._poll_interval = poll_interval
         self._request_timeout = request_timeout
+        self._open = 0
+        self._open_lock = threading.Lock()
+
+    @property
+    def open_watches(self) -> int:
+        return self._open
+
+    @property
+    def max_watches(self) -> int:
+        return self._max_watches
+
+    def drain(self, timeout: float) -> bool:
+        self._registry.shutdown()
+        self._registry.end_watches()
+        deadline = time.monotonic() + timeout
+        while self._open and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(FLUSH_DELAY)
+        return self._open == 0
 
     def _request(self, stream: _Stream) -> Union[bytes, RpcError]:
         """The request message, or the error to end the call with."""
@@ -251,9 +286,13 @@ class _Health:
                 "(max_watches); try again later",
             )
             return
+        with self._open_lock:
+            self._open += 1
         try:
             self._stream_statuses(stream, name)
         finally:
+            with self._open_lock:
+                self._open -= 1
             self._slots.release()
 
     def _stream_statuses(self, stream: _Stream, name: str) -> None:
@@ -283,10 +322,10 @@ def service_handler(
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
 ) -> RpcServiceHandler:
-    """The ``grpc.health.v1.Health`` service for ``registry``, for ``dubbo.Server``.
+    """The ``grpc.health.v1.Health`` service handler for ``registry``.
 
-    Add it to the ``ServiceConfig`` beside your own handlers:
-    ``ServiceConfig([greeter, service_handler(registry)], host=..., port=...)``.
+    ``ServiceConfig(service_handler(registry), host=..., port=...)`` serves health alone;
+    :func:`with_health` serves it beside your own services.
 
     ``max_watches`` Watch streams may be open at once (0 turns Watch off: every Watch is
     answered RESOURCE_EXHAUSTED); it must stay below :data:`HOST_THREADS` so Check and your
@@ -303,6 +342,11 @@ def service_handler(
     ...
     ValueError: max_watches must be between 0 and 9 (the host runs calls on 10 threads), not 10
     """
+    _check_options(max_watches, poll_interval, request_timeout)
+    return _handler(_Health(registry, max_watches, poll_interval, request_timeout))
+
+
+def _check_options(max_watches: int, poll_interval: float, request_timeout: float) -> None:
     if isinstance(max_watches, bool) or not isinstance(max_watches, int):
         raise TypeError(f"max_watches must be an int, not {type(max_watches).__name__}")
     if not 0 <= max_watches < HOST_THREADS:
@@ -314,8 +358,9 @@ def service_handler(
         raise ValueError(f"poll_interval must be positive, not {poll_interval}")
     if not request_timeout > 0:
         raise ValueError(f"request_timeout must be positive, not {request_timeout}")
-    health = _Health(registry, max_watches, poll_interval, request_timeout)
 
+
+def _handler(health: _Health) -> RpcServiceHandler:
     def method(handler: object, name: str) -> RpcMethodHandler:
         return RpcMethodHandler.server_stream(
             handler,
@@ -332,3 +377,72 @@ def service_handler(
             method(health.list_, "List"),
         ],
     )
+
+
+class ServiceHandlers(list):  # type: ignore[type-arg]
+    """Several ``RpcServiceHandler`` for one ``ServiceConfig``, the health service last: a
+    list (the host's protocol serves every handler of an iterable) whose ``service_name`` is
+    the first handler's (the one ``ServiceConfig`` puts in the URL a registry advertises).
+    Made by :func:`with_health`."""
+
+    def __init__(self, handlers: list[RpcServiceHandler], health: _Health) -> None:
+        super().__init__(handlers)
+        self._health = health
+
+    @property
+    def service_name(self) -> str:
+        """The first handler's service name."""
+        return str(self[0].service_name)
+
+    @property
+    def open_watches(self) -> int:
+        """Watch streams open now (each holds one of the host's threads)."""
+        return self._health.open_watches
+
+    @property
+    def max_watches(self) -> int:
+        """The most Watch streams open at once; one more is answered RESOURCE_EXHAUSTED."""
+        return self._health.max_watches
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Graceful stop of the health service, before the process exits (the host itself
+        cannot be stopped): ``shutdown()`` the registry (every watcher hears NOT_SERVING),
+        end every Watch stream, and wait up to ``timeout`` seconds for their threads to
+        return. True when they all did.
+
+        The host writes the last frames from its event loop a moment after a handler
+        returns, so this waits :data:`FLUSH_DELAY` more once the Watches are done.
+        """
+        return self._health.drain(timeout)
+
+
+def with_health(
+    registry: Registry,
+    *services: RpcServiceHandler,
+    max_watches: int = DEFAULT_MAX_WATCHES,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+) -> ServiceHandlers:
+    """``services`` followed by the health service of ``registry``, for one
+    ``ServiceConfig(..., host=..., port=...)``: one port serves them all.
+
+    The keyword arguments are :func:`service_handler`'s. Raises ``ValueError`` when two
+    services have the same name (one would hide the other) or one is named
+    :data:`SERVICE_NAME`.
+
+    >>> import dubbo_health
+    >>> from dubbo.proxy.handlers import RpcServiceHandler
+    >>> with_health(dubbo_health.Registry(), RpcServiceHandler(SERVICE_NAME, []))
+    Traceback (most recent call last):
+    ...
+    ValueError: a service of your own is named grpc.health.v1.Health
+    """
+    names = [str(s.service_name) for s in services]
+    if SERVICE_NAME in names:
+        raise ValueError(f"a service of your own is named {SERVICE_NAME}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"services named more than once: {', '.join(twice)}")
+    _check_options(max_watches, poll_interval, request_timeout)
+    health = _Health(registry, max_watches, poll_interval, request_timeout)
+    return ServiceHandlers([*services, _handler(health)], health)
