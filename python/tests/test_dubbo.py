@@ -602,3 +602,40 @@ def test_drain_on_end_of_input_ends_watches_and_exits() -> None:
     finally:
         host.stop()
         host.log.close()
+
+
+# -- examples/dubbo_greeter.py ---------------------------------------------------------------
+
+
+def test_example_greeter_flips_with_its_backend_and_drains_on_sigterm() -> None:
+    example = HERE.parent / "examples" / "dubbo_greeter.py"
+    argv = [sys.executable, str(example), "--port", "0", "--fail-after", "1.5", "--down-for", "60"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line.startswith("listening on 127.0.0.1:"), line
+            addr = line.split()[-1]
+            port = int(addr.rsplit(":", 1)[1])
+            channel = grpc.insecure_channel(addr, options=OWN_CONNECTION)
+            assert say_hello(channel, "dubbo") == b"\x0a\x0dHello, dubbo!"
+            watcher = Watcher(channel, GREETER)
+            assert watcher.next() == PB.SERVING
+            assert probe(port, GREETER).returncode == 0
+            assert process.stdout.readline() == "backend down\n"
+            assert watcher.next() == PB.NOT_SERVING  # the monitor noticed
+            assert probe(port, GREETER).returncode == 4
+            assert probe(port).returncode == 0  # the server as a whole still serves
+            fresh = grpc.insecure_channel(addr, options=OWN_CONNECTION)
+            err = rpc_error(lambda: say_hello(fresh, "dubbo"))
+            assert err.code() is grpc.StatusCode.INTERNAL
+            assert "backend is down" in (err.details() or "")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(10) == 0
+            assert process.stdout.read() == "stopped\n"
+            assert watcher.next() == "end OK"  # the drain ended the Watch
+            channel.close()
+            fresh.close()
+        finally:
+            if process.poll() is None:
+                process.kill()
