@@ -390,6 +390,13 @@ HOST_SPECS: dict[str, HostSpec] = {
             "pip install ./python",
         ),
         HostSpec(
+            "dubbo-rust",
+            "dubbo-rust 0.4 triple server with its own Greeter plus `HealthService` through "
+            "`dubbo_health_dubbo_rust::health_service` (tests/dubbo-rust-host)",
+            lambda: [cargo_bin("dubbo-rust-host"), "--addr", "127.0.0.1:0", "--control-stdin"],
+            "make build-dubbo-rust",
+        ),
+        HostSpec(
             "apache-dubbo",
             "apache-dubbo 3.0.0b1 `dubbo.Server` + `dubbo_health.dubbo.with_health` (its own "
             "connection for each of the harness's calls: the host answers only its newest one)",
