@@ -57,9 +57,9 @@ What the host allows, and what this module does about it (apache-dubbo 3.0.0b1)
   Watch keeps its slot until the server drains.
 - **Writes racing a cancel.** In 3.0.0b1 a message written to a stream the client has just
   reset stops the host from sending data on that whole connection. Checking the stream first
-  leaves only the few milliseconds between that check and the host's write; a client whose
-  connection carries other calls can still lose them if it cancels a Watch exactly while the
-  status changes.
+  leaves only the moment between that check and the host's write (about a millisecond): a
+  client whose connection carries other calls can still lose them if it cancels a Watch
+  exactly as the status changes.
 - **Other host limits** (not something a handler can change): calls on an older client
   connection hang once a newer connection is open (fixed upstream after 3.0.0b1:
   apache/dubbo-python#47); ``Server`` has ``start()`` only, and no port 0; starting it
