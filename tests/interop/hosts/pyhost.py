@@ -128,10 +128,10 @@ def run_dubbo(addr: str, max_watches: int, poll_interval: float) -> None:
     import dubbo
     import dubbo_health
     from dubbo.configs import ServiceConfig
-    from dubbo_health.dubbo import service_handler
+    from dubbo_health.dubbo import with_health
 
     registry = dubbo_health.Registry()
-    health = service_handler(registry, max_watches=max_watches, poll_interval=poll_interval)
+    health = with_health(registry, max_watches=max_watches, poll_interval=poll_interval)
     host, _, port_text = addr.rpartition(":")
     for attempt in range(5):
         port = int(port_text) or free_port(host)
@@ -143,12 +143,8 @@ def run_dubbo(addr: str, max_watches: int, poll_interval: float) -> None:
                 raise
     announce(port)
 
-    def drain() -> None:
-        registry.shutdown()
-        registry.end_watches()
-
-    control_loop(registry, drain)
-    # The host cannot be stopped; the Watch threads have returned, so the process can exit.
+    control_loop(registry, lambda: health.drain(timeout=5))
+    # The host cannot be stopped and joins its threads at exit; the Watch streams have ended.
     sys.stdout.flush()
     os._exit(0)
 
