@@ -64,7 +64,8 @@ What the host allows, and what this module does about it (apache-dubbo 3.0.0b1)
   connection hang once a newer connection is open (fixed upstream after 3.0.0b1:
   apache/dubbo-python#47); ``Server`` has ``start()`` only, and no port 0; starting it
   switches the process to uvloop; a request whose HEADERS frame ends the stream is never
-  answered.
+  answered; every answer has content-type ``application/grpc+data``, which grpclib clients
+  refuse; an error status also goes out as an extra ``tri_rpc_status`` trailer.
 
 Draining: ``services.drain()`` (the object :func:`with_health` returns) shuts the registry
 down (every watcher sees NOT_SERVING), ends every Watch stream and waits for their threads,
@@ -147,6 +148,11 @@ def _identity(data: bytes) -> bytes:
 
 def _finish(stream: _Stream, code: int = _OK, message: str = "") -> None:
     """Ends the call with a gRPC status (trailers)."""
+    if code == _OK:
+        stream.done_writing()
+        return
+    # The host also sends this argument on as a trailer of its own (``tri_rpc_status``: it
+    # removes "tri-rpc-status" instead); clients ignore it.
     status = TriRpcStatus(GRpcCode.from_code(code), description=message or None)
     stream.done_writing(tri_rpc_status=status)
 

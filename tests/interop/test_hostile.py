@@ -199,7 +199,8 @@ def two_connections(host: Host) -> None:
         for name, channel in [("older", older), ("newer", newer), ("older again", older)]:
             try:
                 body = channel.unary_unary(CHECK)(check_request(""), timeout=2)
-                got.append(f"{name}: {'SERVING' if body == serving else body!r}")
+                answer = "SERVING" if body == serving else repr(body)
+                got.append(f"{name}: {answer}")
             except grpc.RpcError as err:
                 got.append(f"{name}: {err.code().name}")
         assert all(g.endswith("SERVING") for g in got), f"Check on two connections: {got}"
@@ -289,7 +290,6 @@ HOSTILE: dict[str, Hostile] = {
     "malformed": Hostile(malformed, "malformed protobuf bodies → INVALID_ARGUMENT; unknown fields skipped"),
     "name_201": Hostile(lambda h: long_names(h, 201), "201-byte name → INVALID_ARGUMENT (200 is fine)"),
     "name_64k": Hostile(lambda h: long_names(h, 64 << 10), "64 KiB name → INVALID_ARGUMENT"),
-    "over_4mib": Hostile(over_limit, "5 MiB request → RESOURCE_EXHAUSTED"),
     "gzip": Hostile(gzip, "gzip-compressed Check and Watch answered"),
     "unknown_method": Hostile(unknown_method, "unknown methods → UNIMPLEMENTED"),
     "deadline_1ms": Hostile(deadline_1ms, "200 Checks and 50 Watches with a 1 ms deadline"),
@@ -298,6 +298,9 @@ HOSTILE: dict[str, Hostile] = {
     "two_connections": Hostile(two_connections, "two client connections open at once, used in turn"),
     "watch_5000": Hostile(watch_5000, "5,000 Watch streams opened and cancelled"),
     "stalled_reader": Hostile(stalled_reader, "Watches never read during 1,000 flips; others unaffected"),
+    # Last: a host without a message size limit buffers all 5 MiB first, and its allocator may
+    # keep that memory; no attack after it is judged against a baseline it raised.
+    "over_4mib": Hostile(over_limit, "5 MiB request → RESOURCE_EXHAUSTED"),
 }
 
 
