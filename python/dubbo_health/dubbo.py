@@ -50,8 +50,9 @@ What the host allows, and what this module does about it (apache-dubbo 3.0.0b1)
 - **Dead clients.** The host never tells a handler that its client cancelled or went away,
   and a write to such a stream does not fail. Each Watch therefore looks at the host's own
   state for its stream, read-only, every ``poll_interval`` seconds (default
-  :data:`DEFAULT_POLL_INTERVAL`) and before each message: a stream the client reset, or a
-  connection that closed, ends the Watch and frees its thread. No message is re-sent to
+  :data:`DEFAULT_POLL_INTERVAL`), before each message, and whenever a new Watch finds every
+  slot taken: a stream the client reset, or a connection that closed, ends the Watch and
+  frees its thread (and its slot goes to the new Watch). No message is re-sent to
   find out (the protocol forbids two equal messages in a row). If the host's objects are not
   laid out as in 3.0.0b1, that check is off (a warning is logged once) and a dead client's
   Watch keeps its slot until the server drains.
@@ -85,7 +86,7 @@ from dubbo.protocol.triple.status import TriRpcStatus
 from dubbo.proxy.handlers import RpcMethodHandler, RpcServiceHandler
 
 from . import _native
-from ._native import Registry
+from ._native import Registry, Watch
 from ._types import RpcError
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "FLUSH_DELAY",
     "HOST_THREADS",
     "MAX_REQUEST_SIZE",
+    "RECLAIM_WAIT",
     "SERVICE_NAME",
     "ServiceHandlers",
     "service_handler",
@@ -119,6 +121,9 @@ DEADLINE_EXCEEDED (so a client that never sends one does not keep a thread)."""
 
 MAX_REQUEST_SIZE = 4 * 1024 * 1024
 """The largest request accepted, as gRPC's default (the host itself has no limit)."""
+
+RECLAIM_WAIT = 0.25
+"""Seconds a new Watch waits for a slot it reclaimed from a client that is gone."""
 
 FLUSH_DELAY = 0.1
 """Seconds :meth:`ServiceHandlers.drain` leaves the host's event loop to send the last
@@ -212,12 +217,13 @@ class _Health:
         self._slots = threading.BoundedSemaphore(max_watches) if max_watches else None
         self._poll_interval = poll_interval
         self._request_timeout = request_timeout
-        self._open = 0
+        # The open Watch streams: their link to the host's state, and the registry watch.
+        self._watching: dict[int, tuple[_Link, Watch]] = {}
         self._open_lock = threading.Lock()
 
     @property
     def open_watches(self) -> int:
-        return self._open
+        return len(self._watching)
 
     @property
     def max_watches(self) -> int:
@@ -227,10 +233,10 @@ class _Health:
         self._registry.shutdown()
         self._registry.end_watches()
         deadline = time.monotonic() + timeout
-        while self._open and time.monotonic() < deadline:
+        while self._watching and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(FLUSH_DELAY)
-        return self._open == 0
+        return not self._watching
 
     def _request(self, stream: _Stream) -> Union[bytes, RpcError]:
         """The request message, or the error to end the call with."""
@@ -284,7 +290,7 @@ class _Health:
         except RpcError as err:
             _finish(stream, err.code, err.message)
             return
-        if self._slots is None or not self._slots.acquire(blocking=False):
+        if not self._take_slot():
             _finish(
                 stream,
                 _RESOURCE_EXHAUSTED,
@@ -292,30 +298,51 @@ class _Health:
                 "(max_watches); try again later",
             )
             return
-        with self._open_lock:
-            self._open += 1
         try:
             self._stream_statuses(stream, name)
         finally:
-            with self._open_lock:
-                self._open -= 1
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self._slots is not None:
             self._slots.release()
+
+    def _take_slot(self) -> bool:
+        """A Watch slot; when all are taken, first reclaims those whose client is gone."""
+        if self._slots is None:
+            return False
+        if self._slots.acquire(blocking=False):
+            return True
+        with self._open_lock:
+            gone = [watch for link, watch in self._watching.values() if link.client_gone()]
+        if not gone:
+            return False
+        for watch in gone:
+            watch.close()  # its thread ends the call and gives the slot back
+        return self._slots.acquire(timeout=RECLAIM_WAIT)
 
     def _stream_statuses(self, stream: _Stream, name: str) -> None:
         link = _Link(stream)
         with self._registry.watch(name, timeout=self._poll_interval) as statuses:
-            while True:
-                try:
-                    status = next(statuses)
-                except TimeoutError:
+            key = id(statuses)
+            with self._open_lock:
+                self._watching[key] = (link, statuses)
+            try:
+                while True:
+                    try:
+                        status = next(statuses)
+                    except TimeoutError:
+                        if link.client_gone():
+                            break
+                        continue
+                    except StopIteration:
+                        break
                     if link.client_gone():
                         break
-                    continue
-                except StopIteration:
-                    break
-                if link.client_gone():
-                    break
-                stream.write(_native.encode_check_response(status))
+                    stream.write(_native.encode_check_response(status))
+            finally:
+                with self._open_lock:
+                    del self._watching[key]
         # Also when the client is gone: without trailers the host would end the call itself,
         # logging an error.
         _finish(stream)
