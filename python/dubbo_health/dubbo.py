@@ -1,6 +1,6 @@
 """Mount ``grpc.health.v1.Health`` (Check, Watch, List) on an apache-dubbo server.
 
-apache-dubbo (``pip install "dubbo-health[dubbo]"``, the Apache dubbo-python project, Python
+apache-dubbo (``pip install "./python[dubbo]"``, the Apache dubbo-python project, Python
 >= 3.11) serves Triple, which is gRPC on the wire. :func:`with_health` gives a server your own
 service handlers plus the health service, on one port::
 
@@ -46,7 +46,11 @@ What the host allows, and what this module does about it (apache-dubbo 3.0.0b1)
   10 threads (:data:`HOST_THREADS`, hard-coded in the host) and queues calls beyond that. A
   Watch keeps its thread for as long as it is open, so at most ``max_watches`` (default
   :data:`DEFAULT_MAX_WATCHES`) Watch streams are open at once; one more is answered
-  RESOURCE_EXHAUSTED at once. The other threads stay free for Check, List and your services.
+  RESOURCE_EXHAUSTED when every slot holds a live client. The other threads stay free for
+  Check, List and your services.
+- **Requests that never come.** A call whose request message does not arrive within
+  ``request_timeout`` (default :data:`DEFAULT_REQUEST_TIMEOUT`) is answered
+  DEADLINE_EXCEEDED, so a client that opens calls and sends nothing cannot hold the threads.
 - **Dead clients.** The host never tells a handler that its client cancelled or went away,
   and a write to such a stream does not fail. Each Watch therefore looks at the host's own
   state for its stream, read-only, every ``poll_interval`` seconds (default
