@@ -344,3 +344,124 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::VecDeque, future::poll_fn};
+
+    use super::*;
+
+    /// An http-body 1 body made of the given frames, as tonic's response bodies are.
+    struct Frames(VecDeque<http_body::Frame<Bytes>>);
+
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+        fn is_end_stream(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+
+    fn trailers(status: &'static str) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        map.insert("grpc-status", http::HeaderValue::from_static(status));
+        map.append("x-many", http::HeaderValue::from_static("one"));
+        map.append("x-many", http::HeaderValue::from_static("two"));
+        map
+    }
+
+    #[test]
+    fn headers_keep_every_value_in_order() {
+        let there = headers_to_http02(trailers("5"));
+        let values: Vec<_> = there.get_all("x-many").iter().collect();
+        assert_eq!(values, ["one", "two"]);
+        let back = headers_to_http1(there);
+        assert_eq!(back, trailers("5"));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn response_body_gives_its_data_then_its_trailers() {
+        let body = Frames(VecDeque::from([
+            http_body::Frame::data(Bytes::from_static(b"\x00\x00\x00\x00\x02\x08\x01")),
+            http_body::Frame::data(Bytes::from_static(b"\x00\x00\x00\x00\x02\x08\x02")),
+            http_body::Frame::trailers(trailers("0")),
+        ]));
+        let response = response_to_http02(http::Response::new(body));
+        let mut body = response.into_body();
+        assert!(!http_body04::Body::is_end_stream(&body));
+        let mut data = Vec::new();
+        while let Some(chunk) = poll_fn(|cx| Pin::new(&mut body).poll_data(cx)).await {
+            data.push(chunk.expect("data"));
+        }
+        assert_eq!(data.len(), 2);
+        assert_eq!(data[1].as_ref(), b"\x00\x00\x00\x00\x02\x08\x02");
+        let got = poll_fn(|cx| Pin::new(&mut body).poll_trailers(cx)).await;
+        let got = got.expect("trailers").expect("some trailers");
+        assert_eq!(got.get("grpc-status").expect("grpc-status"), "0");
+        assert_eq!(got.get_all("x-many").iter().count(), 2);
+        assert!(http_body04::Body::is_end_stream(&body));
+    }
+
+    #[test]
+    fn trailers_only_response_ends_with_its_headers() {
+        // tonic answers errors with the status in the headers and an empty body: hyper must
+        // see the end at once, so it sends one HEADERS frame with END_STREAM.
+        let mut response = http::Response::new(Frames(VecDeque::new()));
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("5"));
+        let response = response_to_http02(response);
+        assert_eq!(response.headers()["grpc-status"], "5");
+        assert!(http_body04::Body::is_end_stream(response.body()));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn request_body_gives_its_data_then_its_trailers() {
+        let (mut tx, body) = hyper::Body::channel();
+        let mut trailer_map = http02::HeaderMap::new();
+        trailer_map.insert("x-end", http02::HeaderValue::from_static("yes"));
+        tokio::spawn(async move {
+            tx.send_data(Bytes::from_static(b"hello"))
+                .await
+                .expect("send");
+            tx.send_trailers(trailer_map).await.expect("trailers");
+        });
+        let mut body = IncomingBody::new(body);
+        let data = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let data = data
+            .expect("a frame")
+            .expect("ok")
+            .into_data()
+            .expect("data");
+        assert_eq!(data.as_ref(), b"hello");
+        let trailers = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let trailers = trailers.expect("a frame").expect("ok").into_trailers();
+        assert_eq!(trailers.expect("trailers")["x-end"], "yes");
+        assert!(poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
+            .await
+            .is_none());
+        assert!(http_body::Body::is_end_stream(&body));
+    }
+
+    #[test]
+    fn request_heads_convert() {
+        let req = http02::Request::post("http://127.0.0.1:1/grpc.health.v1.Health/Check?x=1")
+            .version(http02::Version::HTTP_2)
+            .header("content-type", "application/grpc")
+            .header("grpc-timeout", "1S")
+            .body(hyper::Body::empty())
+            .expect("request");
+        let req = request_to_http1(req).expect("converts");
+        assert_eq!(req.method(), http::Method::POST);
+        assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
+        assert_eq!(req.uri().query(), Some("x=1"));
+        assert_eq!(req.version(), http::Version::HTTP_2);
+        assert_eq!(req.headers()["grpc-timeout"], "1S");
+    }
+}
