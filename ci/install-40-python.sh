@@ -18,7 +18,8 @@ if [ ! -x "$HOME/go/bin/grpc-health-probe" ]; then
     go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.61
 fi
 
-"$PY" -m pip install -q ./python
+# With the dubbo extra: apache-dubbo 3.0.0b1, the host python/tests/test_dubbo.py serves from.
+"$PY" -m pip install -q "./python[dubbo]"
 mkdir -p "$CARGO_TARGET_DIR"
 "$PY" - <<'PYEOF' > "$CARGO_TARGET_DIR/python-installed.stamp"
 import dubbo_health
