@@ -31,15 +31,15 @@
 
 mod codec;
 pub mod control;
+pub mod server;
 mod service;
-mod standalone;
 mod watch;
 
-pub use service::{HealthServer, HealthService, ResponseFuture, MAX_REQUEST_SIZE};
-pub use standalone::{
-    serve, serve_with_shutdown, server_builder, Standalone, CONNECTION_WINDOW, KEEPALIVE_INTERVAL,
-    KEEPALIVE_TIMEOUT, MAX_CONCURRENT_STREAMS, STREAM_WINDOW,
+pub use server::{
+    serve, serve_with_shutdown, server_builder, Standalone, StandaloneBuilder, CONNECTION_WINDOW,
+    KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_CONCURRENT_STREAMS, STREAM_WINDOW,
 };
+pub use service::{HealthServer, HealthService, ResponseFuture, MAX_REQUEST_SIZE};
 pub use watch::WatchStream;
 
 #[doc(no_inline)]
