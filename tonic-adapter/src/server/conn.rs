@@ -23,8 +23,8 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use dubbo_health_core::{wire, GrpcCode, Registry, ServingStatus, StableDeref, Watch};
+use bytes::{Bytes, BytesMut};
+use dubbo_health_core::{GrpcCode, Registry, ServingStatus, StableDeref, Watch};
 use futures_core::Stream;
 use h2::{server::SendResponse, Ping, PingPong, RecvStream, SendStream};
 use http::{Request, StatusCode};
@@ -35,23 +35,24 @@ use tokio::{
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{
-    answer::{self, STATUS_FRAME_MAX},
+    answer,
     ready::{ReadyQueue, StreamWake},
-    request::{self, Failure},
     Shared, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT,
 };
+use crate::grpc::{self, Status};
+
+/// The longest `HealthCheckResponse` frame: the 5-byte prefix and 2 bytes.
+const STATUS_FRAME_MAX: usize = 7;
 
 /// Rounds of accept-and-poll in one wake-up before the task yields to others.
 const ROUNDS_PER_WAKE: usize = 64;
 
-/// The health methods, by path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
-    Check,
-    Watch,
-    List,
-    /// A request that is not gRPC, for the plain-HTTP handler.
-    Plain,
+/// What a request's body is gathered for.
+enum Body {
+    /// A health call: its one request message.
+    Grpc(grpc::Method, grpc::RequestBody),
+    /// A plain-HTTP request for the handler: its head, and its body so far.
+    Plain(Option<http::request::Parts>, BytesMut),
 }
 
 /// One open call on the connection.
@@ -64,15 +65,11 @@ enum Call<R> {
 
 struct Reading {
     wake: Arc<StreamWake>,
-    method: Method,
-    body: RecvStream,
+    recv: RecvStream,
     respond: SendResponse<Bytes>,
-    buf: request::Body,
-    gzip: bool,
+    body: Body,
     /// Identifies this call among the deadlines (slab keys are reused).
     serial: u32,
-    /// The request head, for the plain-HTTP handler.
-    head: Option<http::request::Parts>,
 }
 
 const NO_STATUS: u8 = u8::MAX;
@@ -149,60 +146,54 @@ where
 
     /// A stream arrived: answer what can be answered from the head, else keep it.
     fn accept(&mut self, request: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
-        let (head, body) = request.into_parts();
-        let grpc = request::is_grpc(&head.headers);
-        let method = if grpc {
-            match head.uri.path() {
-                "/grpc.health.v1.Health/Check" => Some(Method::Check),
-                "/grpc.health.v1.Health/Watch" => Some(Method::Watch),
-                "/grpc.health.v1.Health/List" => Some(Method::List),
-                _ => None,
-            }
-        } else {
-            Some(Method::Plain)
-        };
-        let Some(method) = method else {
-            if let Some(fallback) = &self.shared.fallback {
-                let request = Request::from_parts(head, body);
-                tokio::spawn(super::fallback::run(fallback.clone(), request, respond));
+        let (head, recv) = request.into_parts();
+        let health = grpc::Method::from_path(head.uri.path());
+        let mut deadline = None;
+        let body = if !grpc::is_grpc_request(&head.headers) {
+            if self.shared.http.is_some() {
+                Body::Plain(Some(head), BytesMut::new())
+            } else if health.is_some() {
+                // A health path without a gRPC content-type: the gRPC answer (HTTP 415).
+                if let Err(status) = grpc::accept(&head.method, head.uri.path(), &head.headers) {
+                    let _ = respond.send_response(status.trailers_only(()), true);
+                }
+                return;
             } else {
-                let head =
-                    answer::error_head(GrpcCode::Unimplemented.as_u32() as u8, "unknown method");
-                let _ = respond.send_response(head, true);
+                let mut response = Some(answer::plain(StatusCode::NOT_FOUND, "not found\n"));
+                send_plain(&mut respond, &mut response);
+                return;
+            }
+        } else if health.is_none() && self.shared.fallback.is_some() {
+            if let Some(fallback) = &self.shared.fallback {
+                let request = Request::from_parts(head, recv);
+                tokio::spawn(super::fallback::run(fallback.clone(), request, respond));
             }
             return;
-        };
-        let mut gzip = false;
-        let mut deadline = None;
-        let mut keep_head = None;
-        if method == Method::Plain {
-            keep_head = Some(head);
         } else {
-            match request::call_headers(&head.headers) {
+            match grpc::accept(&head.method, head.uri.path(), &head.headers) {
                 Ok(call) => {
-                    gzip = call.gzip;
+                    // A deadline past any real one is no deadline (and cannot overflow).
                     deadline = call
                         .timeout
-                        .map(|t| Instant::now() + t.min(Duration::from_secs(100 * 365 * 86_400)));
+                        .filter(|t| *t < Duration::from_secs(10 * 365 * 86_400))
+                        .map(|t| Instant::now() + t);
+                    Body::Grpc(
+                        call.method,
+                        grpc::RequestBody::new(call.encoding, self.shared.max_request_size),
+                    )
                 }
-                Err(failure) => {
-                    let _ = respond
-                        .send_response(answer::error_head(failure.code, failure.message), true);
+                Err(status) => {
+                    let _ = respond.send_response(status.trailers_only(()), true);
                     return;
                 }
             }
-        }
+        };
         self.serial = self.serial.wrapping_add(1);
         let serial = self.serial;
         let entry = self.calls.vacant_entry();
         let Ok(key) = u32::try_from(entry.key()) else {
-            let _ = respond.send_response(
-                answer::error_head(
-                    GrpcCode::ResourceExhausted.as_u32() as u8,
-                    "too many streams",
-                ),
-                true,
-            );
+            let status = Status::new(GrpcCode::ResourceExhausted, "too many streams");
+            let _ = respond.send_response(status.trailers_only(()), true);
             return;
         };
         if let Some(at) = deadline {
@@ -210,14 +201,14 @@ where
         }
         entry.insert(Call::Reading(Box::new(Reading {
             wake: StreamWake::new(&self.queue, key),
-            method,
-            body,
+            recv,
             respond,
-            buf: request::Body::default(),
-            gzip,
+            body,
             serial,
-            head: keep_head,
         })));
+        self.shared
+            .open_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Polls the call at `key` (if it is still there).
@@ -254,8 +245,15 @@ where
             Some(Call::Watch(call)) => poll_watch(call.as_mut(), self.draining),
         };
         if let Progress::Done = progress {
-            self.calls.remove(k);
+            self.remove(k);
         }
+    }
+
+    fn remove(&mut self, key: usize) {
+        self.calls.remove(key);
+        self.shared
+            .open_calls
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Ends the calls whose `grpc-timeout` passed; returns whether the connection must close
@@ -304,20 +302,17 @@ where
     /// The deadline of the call `key`/`serial` passed: answer DEADLINE_EXCEEDED.
     fn expire(&mut self, key: u32, serial: u32) {
         let k = key as usize;
-        let code = GrpcCode::DeadlineExceeded.as_u32() as u8;
+        let status = Status::deadline_exceeded();
         match self.calls.get_mut(k) {
             Some(Call::Reading(r)) if r.serial == serial => {
-                let _ = r
-                    .respond
-                    .send_response(answer::error_head(code, "deadline exceeded"), true);
+                let _ = r.respond.send_response(status.trailers_only(()), true);
             }
             Some(Call::Watch(w)) if w.serial == serial => {
-                let w = send_of(w.as_mut());
-                let _ = w.send_trailers(answer::error_trailers(code, "deadline exceeded"));
+                let _ = send_of(w.as_mut()).send_trailers(status.trailers());
             }
             _ => return,
         }
-        self.calls.remove(k);
+        self.remove(k);
     }
 
     fn poll_pong(&mut self, cx: &mut Context<'_>) {
@@ -347,6 +342,35 @@ where
     }
 }
 
+impl<R, IO> Drop for H2Conn<R, IO> {
+    fn drop(&mut self) {
+        // The connection closed (or its task was aborted) with calls still open: they go
+        // with it.
+        self.shared
+            .open_calls
+            .fetch_sub(self.calls.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// How a connection ended: a peer that hangs up or breaks the protocol is not a server
+/// failure; other I/O errors are reported.
+fn connection_result(e: h2::Error) -> io::Result<()> {
+    match e.into_io() {
+        Some(e)
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Err(e)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `send` is an ordinary field of the pinned `WatchCall`; only `watch` is pinned.
 fn send_of<R>(call: Pin<&mut WatchCall<R>>) -> &mut SendStream<Bytes> {
     // Safety: `send` is never pinned (it is `Unpin` and not structurally pinned); `watch`
@@ -366,28 +390,30 @@ fn read_request<const N: usize, R>(
 where
     R: StableDeref<Target = Registry<N>> + Clone,
 {
-    let limit = if reading.method == Method::Plain {
-        super::PLAIN_BODY_LIMIT
-    } else {
-        shared.max_request_size
-    };
     loop {
-        match reading.body.poll_data(cx) {
+        match reading.recv.poll_data(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                let _ = reading.body.flow_control().release_capacity(chunk.len());
-                if reading.method == Method::Plain {
-                    if reading.buf.raw_len() + chunk.len() > limit {
-                        let mut response = Some(answer::plain(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "request body too large\n",
-                        ));
-                        send_plain(&mut reading.respond, &mut response);
-                        return Poll::Ready(None);
+                let _ = reading.recv.flow_control().release_capacity(chunk.len());
+                match &mut reading.body {
+                    Body::Grpc(_, body) => {
+                        if let Err(status) = body.push(&chunk) {
+                            let _ = reading
+                                .respond
+                                .send_response(status.trailers_only(()), true);
+                            return Poll::Ready(None);
+                        }
                     }
-                    reading.buf.push_raw(&chunk);
-                } else if let Err(failure) = reading.buf.push(&chunk, limit) {
-                    fail(&mut reading.respond, &failure);
-                    return Poll::Ready(None);
+                    Body::Plain(_, body) => {
+                        if body.len() + chunk.len() > super::PLAIN_BODY_LIMIT {
+                            let mut response = Some(answer::plain(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "request body too large\n",
+                            ));
+                            send_plain(&mut reading.respond, &mut response);
+                            return Poll::Ready(None);
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
                 }
             }
             // Reset by the client, or the connection failed: nothing to answer.
@@ -396,92 +422,61 @@ where
             Poll::Pending => return Poll::Pending,
         }
     }
-    if reading.method == Method::Plain {
-        let head = reading.head.take().expect("plain requests keep their head");
-        let request = Request::from_parts(head, reading.buf.take_raw());
-        let mut response = Some(match &shared.http {
-            Some(handler) => handler.handle(request),
-            None => answer::plain(StatusCode::NOT_FOUND, "not found\n"),
-        });
-        send_plain(&mut reading.respond, &mut response);
-        return Poll::Ready(None);
-    }
-    let message = match reading.buf.finish(reading.gzip, limit) {
-        Ok(m) => m,
-        Err(failure) => {
-            fail(&mut reading.respond, &failure);
+    let (method, body) = match &mut reading.body {
+        Body::Plain(head, body) => {
+            let head = head
+                .take()
+                .expect("a plain request keeps its head until answered");
+            let request = Request::from_parts(head, body.split().freeze());
+            let mut response = Some(match &shared.http {
+                Some(handler) => handler.handle(request),
+                None => answer::plain(StatusCode::NOT_FOUND, "not found\n"),
+            });
+            send_plain(&mut reading.respond, &mut response);
             return Poll::Ready(None);
         }
+        Body::Grpc(method, body) => (*method, body),
     };
     let registry: &Registry<N> = &shared.registry;
-    match reading.method {
-        Method::Check => {
-            let answer = wire::decode_check_request(&message)
-                .map_err(|e| rpc_failure(wire::RpcError::from(e)))
-                .and_then(|name| {
-                    registry
-                        .check(name)
-                        .map_err(|e| (e.grpc_code().as_u32() as u8, e.to_string()))
-                });
-            match answer {
-                Ok(status) => send_message(&mut reading.respond, answer::status_frame(status)),
-                Err((code, message)) => {
-                    let _ = reading
-                        .respond
-                        .send_response(answer::error_head(code, &message), true);
-                }
+    let answer = body.finish().and_then(|message| match method {
+        grpc::Method::Check => {
+            grpc::check(registry, message).map(|frame| Answer::Message(Bytes::from_static(frame)))
+        }
+        grpc::Method::List => grpc::list(registry, message).map(Answer::Message),
+        grpc::Method::Watch => {
+            let name = grpc::decode_name(message)?;
+            Ok(Answer::Watch(Watch::new(
+                shared.registry.clone(),
+                Box::from(name),
+            )?))
+        }
+    });
+    match answer {
+        Ok(Answer::Message(frame)) => {
+            if let Ok(mut send) = reading.respond.send_response(grpc::response(()), false) {
+                let _ = send.send_data(frame, false);
+                let _ = send.send_trailers(grpc::ok_trailers());
             }
             Poll::Ready(None)
         }
-        Method::List => {
-            match list_frame(registry, &message) {
-                Ok(frame) => send_message(&mut reading.respond, frame),
-                Err((code, message)) => {
-                    let _ = reading
-                        .respond
-                        .send_response(answer::error_head(code, &message), true);
-                }
+        Ok(Answer::Watch(watch)) => {
+            match reading.respond.send_response(grpc::response(()), false) {
+                Ok(send) => Poll::Ready(Some((send, watch))),
+                Err(_) => Poll::Ready(None),
             }
+        }
+        Err(status) => {
+            let _ = reading
+                .respond
+                .send_response(status.trailers_only(()), true);
             Poll::Ready(None)
         }
-        Method::Watch => {
-            let watch = wire::decode_check_request(&message)
-                .map_err(|e| rpc_failure(wire::RpcError::from(e)))
-                .and_then(|name| {
-                    Watch::new(shared.registry.clone(), Box::from(name))
-                        .map_err(|e| (e.grpc_code().as_u32() as u8, e.to_string()))
-                });
-            match watch {
-                Ok(watch) => match reading.respond.send_response(answer::grpc_head(), false) {
-                    Ok(send) => Poll::Ready(Some((send, watch))),
-                    Err(_) => Poll::Ready(None),
-                },
-                Err((code, message)) => {
-                    let _ = reading
-                        .respond
-                        .send_response(answer::error_head(code, &message), true);
-                    Poll::Ready(None)
-                }
-            }
-        }
-        Method::Plain => unreachable!("answered above"),
     }
 }
 
-fn rpc_failure(e: wire::RpcError) -> (u8, String) {
-    (e.code().as_u32() as u8, e.to_string())
-}
-
-fn fail(respond: &mut SendResponse<Bytes>, failure: &Failure) {
-    let _ = respond.send_response(answer::error_head(failure.code, failure.message), true);
-}
-
-/// A unary answer: head, one message, OK trailers.
-fn send_message(respond: &mut SendResponse<Bytes>, frame: Bytes) {
-    if let Ok(mut send) = respond.send_response(answer::grpc_head(), false) {
-        let _ = send.send_data(frame, false);
-        let _ = send.send_trailers(answer::ok_trailers());
-    }
+enum Answer<R> {
+    Message(Bytes),
+    Watch(Watch<R, Box<str>>),
 }
 
 fn send_plain(respond: &mut SendResponse<Bytes>, response: &mut Option<http::Response<Bytes>>) {
@@ -494,31 +489,6 @@ fn send_plain(respond: &mut SendResponse<Bytes>, response: &mut Option<http::Res
         if !empty {
             let _ = send.send_data(body, true);
         }
-    }
-}
-
-/// The List answer as one gRPC frame.
-fn list_frame<const N: usize>(
-    registry: &Registry<N>,
-    request: &[u8],
-) -> Result<Bytes, (u8, String)> {
-    let mut stack = [0u8; 1024];
-    match wire::handle_list(registry, request, &mut stack[5..]) {
-        Ok(n) => {
-            stack[..5].copy_from_slice(&wire::grpc_frame_header(n as u32));
-            return Ok(Bytes::copy_from_slice(&stack[..5 + n]));
-        }
-        Err(wire::RpcError::BufferTooSmall { .. }) => {}
-        Err(e) => return Err(rpc_failure(e)),
-    }
-    let mut buf = vec![0u8; 5 + dubbo_health_core::LIST_LIMIT * (dubbo_health_core::MAX_NAME + 16)];
-    match wire::handle_list(registry, request, &mut buf[5..]) {
-        Ok(n) => {
-            buf[..5].copy_from_slice(&wire::grpc_frame_header(n as u32));
-            buf.truncate(5 + n);
-            Ok(Bytes::from(buf))
-        }
-        Err(e) => Err(rpc_failure(e)),
     }
 }
 
@@ -579,7 +549,7 @@ where
                     .unwrap_or(ServingStatus::Unknown);
                 if call
                     .send
-                    .send_data(answer::status_frame(status), false)
+                    .send_data(grpc::status_bytes(status), false)
                     .is_err()
                 {
                     return Progress::Done;
@@ -590,7 +560,7 @@ where
         }
     }
     if ended {
-        let _ = call.send.send_trailers(answer::ok_trailers());
+        let _ = call.send.send_trailers(grpc::ok_trailers());
         return Progress::Done;
     }
     match call.send.poll_reset(&mut cx) {
@@ -617,13 +587,7 @@ where
             loop {
                 match this.h2.poll_accept(cx) {
                     Poll::Ready(Some(Ok((request, respond)))) => this.accept(request, respond),
-                    Poll::Ready(Some(Err(e))) => {
-                        return Poll::Ready(if e.is_io() {
-                            Err(e.into_io().unwrap_or_else(|| io::Error::other("h2")))
-                        } else {
-                            Ok(())
-                        });
-                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(connection_result(e)),
                     Poll::Ready(None) => return Poll::Ready(Ok(())),
                     Poll::Pending => break,
                 }

@@ -14,7 +14,7 @@ use h2::{server::SendResponse, RecvStream};
 use http::Request;
 use http_body::{Body, Frame};
 
-use super::answer;
+use crate::grpc::Status;
 
 /// The error type of a fallback service or body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -126,8 +126,8 @@ pub(super) async fn run(
         None => return,
         Some(Ok(response)) => response,
         Some(Err(e)) => {
-            let code = dubbo_health_core::GrpcCode::Unknown.as_u32() as u8;
-            let _ = respond.send_response(answer::error_head(code, &e.to_string()), true);
+            let status = Status::new(dubbo_health_core::GrpcCode::Unknown, e.to_string());
+            let _ = respond.send_response(status.trailers_only(()), true);
             return;
         }
     };

@@ -24,12 +24,14 @@ mod conn;
 mod fallback;
 mod http1;
 mod ready;
-mod request;
 
 use std::{
     fmt, io,
     net::{SocketAddr, TcpListener as StdTcpListener, ToSocketAddrs},
-    sync::{mpsc, Arc},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        mpsc, Arc,
+    },
     thread,
     time::Duration,
 };
@@ -84,6 +86,15 @@ pub const PLAIN_BODY_LIMIT: usize = 64 * 1024;
 /// Streams a client may reset before the server has even seen them, per connection, before
 /// the connection is closed (the HTTP/2 "rapid reset" attack, CVE-2023-44487): 20, as hyper.
 const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+
+/// How much framing overhead of small DATA frames a connection may have buffered before the
+/// server reads them (h2 counts 256 bytes less the payload per small frame, and closes the
+/// connection with `ENHANCE_YOUR_CALM` past the budget): room for one small request frame
+/// on every one of [`MAX_CONCURRENT_STREAMS`] streams. h2's default (25,600, about 100
+/// frames) would close a connection on which a client opens a few hundred Watch streams in
+/// one burst, which grpc-go and grpc-java clients do; every request frame is read in the
+/// same wake-up it arrives in, so the budget is only ever used for that long.
+const SMALL_DATA_FRAME_BUDGET: usize = MAX_CONCURRENT_STREAMS as usize * 256;
 
 /// A tonic server builder with the settings this crate's own servers use: TCP_NODELAY on (a
 /// `Check` answer is one small write; Nagle would hold it back), HTTP/2
@@ -149,6 +160,8 @@ struct Shared<R> {
     fallback: Option<fallback::Fallback>,
     drain: CancellationToken,
     h2: h2::server::Builder,
+    /// Streams being read or watched, over all connections.
+    open_calls: Arc<AtomicUsize>,
 }
 
 fn h2_builder() -> h2::server::Builder {
@@ -158,7 +171,8 @@ fn h2_builder() -> h2::server::Builder {
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_header_list_size(MAX_HEADER_LIST_SIZE)
-        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS);
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .data_frame_budget(SMALL_DATA_FRAME_BUDGET);
     builder
 }
 
@@ -236,6 +250,20 @@ impl<R> Engine<R> {
     /// ```
     pub fn is_draining(&self) -> bool {
         self.shared.drain.is_cancelled()
+    }
+
+    /// The calls this engine holds right now, over all its connections: Watch streams,
+    /// and calls whose request is still arriving. A cancelled Watch, a reset stream or a
+    /// closed connection leaves this count at once.
+    ///
+    /// ```
+    /// # use dubbo_health_core::DefaultRegistry;
+    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
+    /// assert_eq!(engine.open_calls(), 0);
+    /// ```
+    pub fn open_calls(&self) -> usize {
+        self.shared.open_calls.load(Ordering::Relaxed)
     }
 }
 
@@ -624,6 +652,7 @@ where
                 fallback,
                 drain: CancellationToken::new(),
                 h2: h2_builder(),
+                open_calls: Arc::default(),
             }),
         }
     }
@@ -658,6 +687,7 @@ where
             TcpListener::from_std(std_listener)?
         };
         let engine = self.engine();
+        let open_calls = Arc::clone(&engine.shared.open_calls);
         let (stop_tx, stop_rx) = oneshot::channel::<Duration>();
         let (force_tx, force_rx) = oneshot::channel::<()>();
         let (done_tx, done_rx) = mpsc::channel();
@@ -685,6 +715,7 @@ where
             })?;
         Ok(Standalone {
             local_addr,
+            open_calls,
             stop: Some(stop_tx),
             force: Some(force_tx),
             done: done_rx,
@@ -717,6 +748,7 @@ fn reflection_fallback() -> Option<fallback::Fallback> {
 /// ```
 pub struct Standalone {
     local_addr: SocketAddr,
+    open_calls: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<Duration>>,
     force: Option<oneshot::Sender<()>>,
     done: mpsc::Receiver<()>,
@@ -781,6 +813,19 @@ impl Standalone {
     /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The calls the server holds right now: open Watch streams, and calls whose request
+    /// is still arriving (see [`Engine::open_calls`]).
+    ///
+    /// ```
+    /// # use dubbo_health_core::DefaultRegistry;
+    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
+    /// assert_eq!(server.open_calls(), 0);
+    /// ```
+    pub fn open_calls(&self) -> usize {
+        self.open_calls.load(Ordering::Relaxed)
     }
 
     /// Stops the server gracefully, and only this server: it stops accepting, each of its
