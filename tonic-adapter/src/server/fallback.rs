@@ -144,7 +144,7 @@ pub(super) async fn run(
             if send.poll_reset(cx).is_ready() {
                 return Poll::Ready(None);
             }
-            Pin::new(&mut body).poll_frame(cx).map(|f| Some(f))
+            Pin::new(&mut body).poll_frame(cx).map(Some)
         })
         .await;
         let frame = match frame {
