@@ -82,6 +82,7 @@ impl Method {
     }
 
     /// The request path of the method.
+    #[allow(dead_code)] // for servers that route by method (the standalone engine)
     pub(crate) const fn path(self) -> &'static str {
         match self {
             Self::Check => "/grpc.health.v1.Health/Check",
@@ -264,16 +265,19 @@ impl Status {
     }
 
     /// The gRPC status code.
+    #[allow(dead_code)] // for servers that build their own answers (the standalone engine)
     pub(crate) fn code(&self) -> GrpcCode {
         self.code
     }
 
     /// The message, as it was before percent-encoding.
+    #[allow(dead_code)] // for servers that build their own answers (the standalone engine)
     pub(crate) fn message(&self) -> &str {
         &self.message
     }
 
     /// The HTTP status of a trailers-only answer.
+    #[allow(dead_code)] // for servers that build their own answers (the standalone engine)
     pub(crate) fn http_status(&self) -> StatusCode {
         self.http
     }

@@ -724,9 +724,10 @@ where
     }
 }
 
-/// The built-in fallback: gRPC reflection, where the crate provides it.
+/// The built-in fallback: gRPC reflection (`grpc.reflection.v1` and `v1alpha`); other paths
+/// are answered `UNIMPLEMENTED` by it.
 fn reflection_fallback() -> Option<fallback::Fallback> {
-    None
+    Some(fallback::Fallback::new(crate::reflection::service()))
 }
 
 /// A health server running on its own thread with its own single-threaded tokio runtime: what
