@@ -7,8 +7,8 @@ import queue
 import socket
 import threading
 import time
-from concurrent import futures
 from collections.abc import Iterator
+from concurrent import futures
 from typing import Any
 
 import grpc
@@ -123,7 +123,9 @@ def test_context_manager_stops(registry: Registry) -> None:
 def _watch_statuses(channel: grpc.Channel, service: str) -> tuple[Any, queue.Queue[int]]:
     """A Watch whose messages land in a queue, read by a thread of its own."""
     seen: queue.Queue[int] = queue.Queue()
-    call = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=service), timeout=30)
+    call = health_pb2_grpc.HealthStub(channel).Watch(
+        health_pb2.HealthCheckRequest(service=service), timeout=30
+    )
 
     def pump() -> None:
         try:
@@ -148,9 +150,10 @@ def test_one_registry_behind_serve_and_a_grpcio_mount_stops_one_at_a_time(
     mounted_port = mounted.add_insecure_port("127.0.0.1:0")
     mounted.start()
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{standalone.port}") as to_serve, grpc.insecure_channel(
-            f"127.0.0.1:{mounted_port}"
-        ) as to_mount:
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{standalone.port}") as to_serve,
+            grpc.insecure_channel(f"127.0.0.1:{mounted_port}") as to_mount,
+        ):
             serve_call, serve_seen = _watch_statuses(to_serve, GREETER)
             mount_call, mount_seen = _watch_statuses(to_mount, GREETER)
             assert serve_seen.get(timeout=5) == PB.SERVING
@@ -172,7 +175,10 @@ def test_one_registry_behind_serve_and_a_grpcio_mount_stops_one_at_a_time(
             registry.set(GREETER, S.SERVING)
             assert other_seen.get(timeout=5) == PB.SERVING
             health = health_pb2_grpc.HealthStub(other_channel)
-            assert health.Check(health_pb2.HealthCheckRequest(service=GREETER), timeout=5).status == PB.SERVING
+            assert (
+                health.Check(health_pb2.HealthCheckRequest(service=GREETER), timeout=5).status
+                == PB.SERVING
+            )
             serve_call.cancel()
             mount_call.cancel()
     finally:
