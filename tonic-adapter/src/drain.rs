@@ -114,7 +114,8 @@ impl Drain {
 
     /// Waits for `signal`, then [starts](Self::start) the drain and resolves: the future to
     /// hand to tonic's `serve_with_shutdown`, which then waits for the calls in flight — the
-    /// Watch streams end at once.
+    /// Watch streams end at once. The future is `Send` when `signal` is, and borrows nothing
+    /// from `self`.
     ///
     /// ```
     /// use futures::executor::block_on;
@@ -123,9 +124,9 @@ impl Drain {
     /// block_on(drain.after(async {}));
     /// assert!(drain.is_draining());
     /// ```
-    pub fn after<F>(&self, signal: F) -> impl Future<Output = ()> + Send + 'static
+    pub fn after<F>(&self, signal: F) -> impl Future<Output = ()>
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: Future<Output = ()>,
     {
         let drain = self.clone();
         async move {

@@ -12,11 +12,11 @@
 //! - [`WatchBody`] is the core `Watch` stream framed as a response body: an open Watch costs
 //!   no task, channel, encoder or status copy.
 //!
-//! Every bad request gets the answer gRPC's status-code guide names (the crate's README has
-//! the table): malformed bytes or a name over 200 bytes `INVALID_ARGUMENT`, no message or two
-//! `UNIMPLEMENTED`, over 4 MiB `RESOURCE_EXHAUSTED`, an unknown `grpc-encoding`
-//! `UNIMPLEMENTED`, gzip that does not decompress `INTERNAL`, a Watch past its
-//! `grpc-timeout` `DEADLINE_EXCEEDED`.
+//! Every bad request gets the answer gRPC's status-code guide names (the repository's
+//! `docs/bad-input.md` has the table): malformed bytes or a name over 200 bytes
+//! `INVALID_ARGUMENT`, no message or two `UNIMPLEMENTED`, over 4 MiB `RESOURCE_EXHAUSTED`, an
+//! unknown `grpc-encoding` `UNIMPLEMENTED`, gzip that does not decompress `INTERNAL`, a Watch
+//! past its `grpc-timeout` `DEADLINE_EXCEEDED`.
 //!
 //! ```
 //! use std::{sync::Arc, time::Duration};

@@ -138,9 +138,9 @@ where
     ///     .await
     /// # }
     /// ```
-    pub fn drain_after<F>(&self, signal: F) -> impl Future<Output = ()> + Send + 'static
+    pub fn drain_after<F>(&self, signal: F) -> impl Future<Output = ()>
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: Future<Output = ()>,
     {
         self.drain.after(signal)
     }
@@ -186,7 +186,8 @@ where
 ///   `INVALID_ARGUMENT`; a request over [`max_request_size`](Self::max_request_size) (4 MiB
 ///   by default) `RESOURCE_EXHAUSTED`; no request message or two `UNIMPLEMENTED`; an
 ///   unsupported `grpc-encoding` `UNIMPLEMENTED`; gzip that does not decompress `INTERNAL`;
-///   any other method `UNIMPLEMENTED`. The full table is in the crate's README.
+///   any other method `UNIMPLEMENTED`. Every row, for every door: the repository's
+///   `docs/bad-input.md`.
 /// - `Check` answers are static pre-encoded frames; `Watch` bodies ([`WatchBody`]) are the
 ///   core stream mapped to those frames (no task, channel, encoder or status copy per
 ///   watcher), ended by the service's [`Drain`], or with `DEADLINE_EXCEEDED` at the call's
@@ -373,7 +374,24 @@ impl<R> fmt::Debug for HealthBody<R> {
     }
 }
 
-/// The future of one call to [`HealthServer`]: reads the request message, then answers.
+/// The future of one call to [`HealthServer`]: reads the request message, then answers. A
+/// request refused on its headers is answered at once.
+///
+/// ```
+/// use dubbo_health_core::DefaultRegistry;
+/// use futures::executor::block_on;
+/// use tower_service::Service;
+///
+/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// let request = http::Request::post("/grpc.health.v1.Health/Check")
+///     .header("content-type", "text/plain")
+///     .body(http_body_util::Empty::<bytes::Bytes>::new())
+///     .unwrap();
+/// let future = dubbo_health_tonic::HealthService::new(&HEALTH).server().call(request);
+/// let response = block_on(future).unwrap();
+/// assert_eq!(response.status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+/// assert_eq!(response.headers()["grpc-status"], "3");
+/// ```
 pub struct ResponseFuture<R> {
     inner: Pin<Box<dyn Future<Output = http::Response<HealthBody<R>>> + Send>>,
 }
