@@ -80,14 +80,7 @@ class Server:
     def address(self) -> str: ...
     @property
     def running(self) -> bool: ...
-    def stop(self, grace: float = 5.0) -> None:
-        """Drain and stop this server only, within ``grace`` seconds.
-
-        Each of its Watch streams (also ones opening during the drain) gets a last
-        NOT_SERVING and ends, GOAWAY goes out, and the port closes. The registry, its
-        ``watch()`` iterators and other servers or grpcio mounts on it are untouched: call
-        ``registry.shutdown()`` first for a drain every door sees.
-        """
+    def stop(self, grace: float = 5.0) -> None: ...
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
