@@ -521,3 +521,150 @@ async fn an_engine_serves_any_async_io() {
         .unwrap()
         .unwrap();
 }
+
+// The Watch streams of one connection on one name share one registry waiter (a group);
+// each stream still keeps its own state: what it sent, its window, its end.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_of_one_name_on_one_connection_each_get_every_change() {
+    let registry = Arc::new(TestRegistry::new());
+    registry.set("svc", Serving).unwrap();
+    let server = Standalone::start("127.0.0.1:0", Arc::clone(&registry)).unwrap();
+    let mut client = client_for(&server).await;
+    let (mut a, first_a) = watch(&mut client, "svc").await;
+    let (b, _) = watch(&mut client, "svc").await;
+    let (mut c, first_c) = watch(&mut client, "svc").await;
+    let (mut other, first_other) = watch(&mut client, "other").await;
+    assert_eq!(
+        (first_a, first_c, first_other),
+        (Serving, Serving, ServingStatus::ServiceUnknown)
+    );
+    drop(b); // cancelled: the others keep going
+    wait_for_open_calls(&server, 3).await;
+
+    registry.set("svc", NotServing).unwrap();
+    assert_eq!(next_status(&mut a).await, Some(NotServing));
+    assert_eq!(next_status(&mut c).await, Some(NotServing));
+    // One that joins after the flip starts from the current status, not an older one.
+    let (mut d, first_d) = watch(&mut client, "svc").await;
+    assert_eq!(first_d, NotServing);
+
+    registry.set("svc", Serving).unwrap();
+    registry.set("other", NotServing).unwrap();
+    for stream in [&mut a, &mut c, &mut d] {
+        assert_eq!(next_status(stream).await, Some(Serving));
+    }
+    // The other name's stream heard its own name only.
+    assert_eq!(next_status(&mut other).await, Some(NotServing));
+
+    drop((a, c, d, other));
+    wait_for_open_calls(&server, 0).await;
+    // With every stream of a name gone, a new one starts afresh.
+    let (_e, first_e) = watch(&mut client, "svc").await;
+    assert_eq!(first_e, Serving);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_opened_after_end_watches_is_not_ended_by_it() {
+    let registry = Arc::new(TestRegistry::new());
+    registry.set("svc", Serving).unwrap();
+    let server = Standalone::start("127.0.0.1:0", Arc::clone(&registry)).unwrap();
+    let mut client = client_for(&server).await;
+    let (mut before, _) = watch(&mut client, "svc").await;
+    registry.end_watches();
+    assert_eq!(next_status(&mut before).await, None);
+    // Same connection, same name: a Watch opened now follows the name as usual.
+    let (mut after, first) = watch(&mut client, "svc").await;
+    assert_eq!(first, Serving);
+    registry.set("svc", NotServing).unwrap();
+    assert_eq!(next_status(&mut after).await, Some(NotServing));
+    assert_eq!(server.open_calls(), 1);
+}
+
+/// The next status message on a raw stream, without giving its bytes back to the window.
+async fn next_unreleased(body: &mut h2::RecvStream) -> Vec<u8> {
+    tokio::time::timeout(TIMEOUT, body.data())
+        .await
+        .expect("no message in time")
+        .expect("the stream ended")
+        .expect("the stream failed")
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_does_not_read_holds_no_one_up_and_gets_the_latest_status() {
+    const SERVING: &[u8] = b"\0\0\0\0\x02\x08\x01";
+    const NOT_SERVING: &[u8] = b"\0\0\0\0\x02\x08\x02";
+    let registry = Arc::new(TestRegistry::new());
+    registry.set("svc", Serving).unwrap();
+    let server = Standalone::start("127.0.0.1:0", Arc::clone(&registry)).unwrap();
+    // A 16-byte window per stream: two 7-byte status messages fit, a third does not until
+    // the client gives the first ones back.
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let (mut client, conn) = h2::client::Builder::new()
+        .initial_window_size(16)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut open = || {
+        let (response, mut body) = client
+            .send_request(grpc_request("/grpc.health.v1.Health/Watch"), false)
+            .unwrap();
+        body.send_data(name_request("svc"), true).unwrap();
+        response
+    };
+    let (stalled, reader) = (open(), open());
+    let mut stalled = tokio::time::timeout(TIMEOUT, stalled)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_body();
+    let mut reader = tokio::time::timeout(TIMEOUT, reader)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_body();
+    let mut held = next_unreleased(&mut stalled).await;
+    assert_eq!(held, SERVING);
+    let read = |chunk: Vec<u8>, body: &mut h2::RecvStream| {
+        let _ = body.flow_control().release_capacity(chunk.len());
+        chunk
+    };
+    let first = next_unreleased(&mut reader).await;
+    assert_eq!(read(first, &mut reader), SERVING);
+    // Ten flips, ending SERVING: the reader hears every one.
+    for round in 0..10 {
+        let (status, frame) = if round % 2 == 0 {
+            (NotServing, NOT_SERVING)
+        } else {
+            (Serving, SERVING)
+        };
+        registry.set("svc", status).unwrap();
+        let got = next_unreleased(&mut reader).await;
+        assert_eq!(read(got, &mut reader), frame, "flip {round}");
+    }
+    // The stalled stream got what its window took (the first flip), nothing since.
+    held.extend(next_unreleased(&mut stalled).await);
+    assert_eq!(held, [SERVING, NOT_SERVING].concat());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), stalled.data())
+            .await
+            .is_err(),
+        "a third message does not fit its window"
+    );
+    // Its window opens: the latest status comes, once, and no backlog of the flips between.
+    let _ = stalled.flow_control().release_capacity(held.len());
+    assert_eq!(next_unreleased(&mut stalled).await, SERVING);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), stalled.data())
+            .await
+            .is_err(),
+        "nothing but the latest status"
+    );
+    assert_eq!(server.open_calls(), 2);
+}

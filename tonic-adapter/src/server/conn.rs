@@ -3,23 +3,27 @@
 //! A [`H2Conn`] owns the `h2` connection and a slab of its calls. Each wake-up it
 //! 1. reads what arrived and accepts every new stream (`poll_accept`, which also flushes
 //!    what the previous round queued),
-//! 2. polls exactly the streams whose wakers fired (the [`ReadyQueue`]), which queue their
-//!    frames in `h2`,
+//! 2. polls exactly the streams and watch groups whose wakers fired (the [`ReadyQueue`]),
+//!    which queue their frames in `h2`,
 //! 3. goes back to 1, so everything the streams queued leaves in one flush.
 //!
-//! Check and List are answered from the request bytes and leave the slab at once; a Watch
-//! stays as a [`WatchCall`]: the core `Watch` (with its wait node inside), the `h2` send
-//! handle and its waker — no task, no channel, no encoder. Deadlines (`grpc-timeout`) and
-//! the keepalive PING share one timer per connection.
+//! Check and List are answered from the request bytes and leave the slab at once. The Watch
+//! streams of one connection that watch the same name share one [`Group`]: one core `Watch`
+//! (one waiter in the registry, so a flip wakes the connection once, not once per stream)
+//! and the status it saw last. Each Watch stream is a [`WatchCall`] of a few words in the
+//! slab — the `h2` send handle, its waker (for `h2`'s reset and flow-control news), the
+//! status it sent last, and its place in the group's list — with no task, channel, encoder
+//! or allocation of its own besides the waker. Deadlines (`grpc-timeout`) and the keepalive
+//! PING share one timer per connection.
 
 use std::{
     cmp::Reverse,
-    collections::BinaryHeap,
+    collections::{BinaryHeap, HashMap},
     future::Future,
     io,
     pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, Waker},
+    sync::{atomic::Ordering, Arc},
+    task::{Context, Poll, Wake, Waker},
     time::Duration,
 };
 
@@ -47,6 +51,16 @@ const STATUS_FRAME_MAX: usize = 7;
 /// Rounds of accept-and-poll in one wake-up before the task yields to others.
 const ROUNDS_PER_WAKE: usize = 64;
 
+/// No call: the end of a group's member list.
+const NONE: u32 = u32::MAX;
+
+/// Marks a ready-queue key as a group's (the rest is its key in the group slab); call keys
+/// stay below it.
+const GROUP: u32 = 1 << 31;
+
+/// No status sent or seen yet.
+const NO_STATUS: u8 = u8::MAX;
+
 /// What a request's body is gathered for.
 enum Body {
     /// A health call: its one request message.
@@ -56,11 +70,11 @@ enum Body {
 }
 
 /// One open call on the connection.
-enum Call<R> {
+enum Call {
     /// Reading the request message.
     Reading(Box<Reading>),
     /// A Watch sending statuses.
-    Watch(Pin<Box<WatchCall<R>>>),
+    Watch(WatchCall),
 }
 
 struct Reading {
@@ -72,20 +86,41 @@ struct Reading {
     serial: u32,
 }
 
-const NO_STATUS: u8 = u8::MAX;
-
-/// A Watch stream: what it needs and nothing more.
-struct WatchCall<R> {
+/// A Watch stream: what it needs and nothing more. Its statuses come from its group.
+struct WatchCall {
     wake: Arc<StreamWake>,
     send: SendStream<Bytes>,
     serial: u32,
-    /// The status sent last (`NO_STATUS` before the first).
+    /// Its group's key.
+    group: u32,
+    /// Its neighbours in the group's member list.
+    prev: u32,
+    next: u32,
+    /// The status sent last (`NO_STATUS` before the first). When it differs from the
+    /// group's, the group's goes out as soon as the client's window allows (latest wins).
     sent: u8,
-    /// A status the core yielded that could not be sent yet for want of flow-control
-    /// window (a client that does not read); sent when the window opens, unless a newer
-    /// one replaced it (latest wins).
-    pending: u8,
-    watch: Watch<R, Box<str>>,
+}
+
+/// The Watch streams of one connection on one name: one core `Watch` for all of them.
+struct Group<R> {
+    wake: Arc<StreamWake>,
+    watch: Pin<Box<Watch<R, Arc<str>>>>,
+    /// The status the core watch yielded last.
+    status: u8,
+    /// The core watch ended (`Registry::end_watches`): so do the members.
+    ended: bool,
+    /// The status (or the end) changed since the members were last told.
+    fan_out: bool,
+    /// Whether `by_name` still maps the name here (not once the group ended).
+    named: bool,
+    /// The first member (`NONE` when there is none; the group goes with its last member).
+    head: u32,
+}
+
+/// The groups of one connection, by key and by name.
+struct Groups<R> {
+    slab: slab::Slab<Group<R>>,
+    by_name: HashMap<Arc<str>, u32>,
 }
 
 /// What polling a call did.
@@ -98,7 +133,8 @@ enum Progress {
 pub(super) struct H2Conn<R, IO> {
     h2: h2::server::Connection<IO, Bytes>,
     shared: Arc<Shared<R>>,
-    calls: slab::Slab<Call<R>>,
+    calls: slab::Slab<Call>,
+    groups: Groups<R>,
     queue: Arc<ReadyQueue>,
     keys: Vec<u32>,
     serial: u32,
@@ -110,10 +146,6 @@ pub(super) struct H2Conn<R, IO> {
     pong_by: Option<Instant>,
     drain: Pin<Box<WaitForCancellationFutureOwned>>,
     draining: bool,
-}
-
-fn noop_waker() -> &'static Waker {
-    Waker::noop()
 }
 
 impl<const N: usize, R, IO> H2Conn<R, IO>
@@ -130,6 +162,10 @@ where
             h2,
             shared,
             calls: slab::Slab::new(),
+            groups: Groups {
+                slab: slab::Slab::new(),
+                by_name: HashMap::new(),
+            },
             queue: Arc::default(),
             keys: Vec::new(),
             serial: 0,
@@ -191,7 +227,7 @@ where
         self.serial = self.serial.wrapping_add(1);
         let serial = self.serial;
         let entry = self.calls.vacant_entry();
-        let Ok(key) = u32::try_from(entry.key()) else {
+        let Some(key) = u32::try_from(entry.key()).ok().filter(|k| *k < GROUP) else {
             let status = Status::new(GrpcCode::ResourceExhausted, "too many streams");
             let _ = respond.send_response(status.trailers_only(()), true);
             return;
@@ -200,60 +236,112 @@ where
             self.deadlines.push(Reverse((at, key, serial)));
         }
         entry.insert(Call::Reading(Box::new(Reading {
-            wake: StreamWake::new(&self.queue, key),
+            wake: StreamWake::queued(&self.queue, key),
             recv,
             respond,
             body,
             serial,
         })));
-        self.shared
-            .open_calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.open_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Polls what `key` from the ready queue names: a group or a call.
+    fn poll_key(&mut self, key: u32) {
+        if key & GROUP == 0 {
+            self.poll_call(key);
+            return;
+        }
+        let g = key & !GROUP;
+        let Some(group) = self.groups.slab.get_mut(g as usize) else {
+            return;
+        };
+        group.wake.unqueue();
+        group.refresh();
+        if !group.fan_out {
+            return;
+        }
+        group.fan_out = false;
+        // Every member hears the news in this same round; a member that ends leaves the
+        // list (and the last one takes the group with it), so the next is read first.
+        let mut member = group.head;
+        while member != NONE {
+            let next = match self.calls.get(member as usize) {
+                Some(Call::Watch(call)) => call.next,
+                _ => NONE,
+            };
+            self.poll_call(member);
+            member = next;
+        }
     }
 
     /// Polls the call at `key` (if it is still there).
     fn poll_call(&mut self, key: u32) {
         let k = key as usize;
-        let progress = match self.calls.get_mut(k) {
+        let read = match self.calls.get_mut(k) {
             None => return,
+            Some(Call::Watch(call)) => {
+                let group = &self.groups.slab[call.group as usize];
+                if let Progress::Done = poll_watch(call, group, self.draining) {
+                    self.remove(k);
+                }
+                return;
+            }
             Some(Call::Reading(reading)) => {
                 reading.wake.unqueue();
                 let waker = Waker::from(Arc::clone(&reading.wake));
                 let mut cx = Context::from_waker(&waker);
-                match read_request(reading, &mut cx, &self.shared) {
-                    Poll::Pending => Progress::Pending,
-                    Poll::Ready(None) => Progress::Done,
-                    Poll::Ready(Some((send, watch))) => {
-                        let call = WatchCall {
-                            wake: Arc::clone(&reading.wake),
-                            send,
-                            serial: reading.serial,
-                            sent: NO_STATUS,
-                            pending: NO_STATUS,
-                            watch,
-                        };
-                        // Drops the request side (body, respond handle) it no longer needs.
-                        self.calls[k] = Call::Watch(Box::pin(call));
-                        let Some(Call::Watch(call)) = self.calls.get_mut(k) else {
-                            unreachable!("inserted just now")
-                        };
-                        // Its first status goes out in this same round.
-                        poll_watch(call.as_mut(), self.draining)
-                    }
-                }
+                read_request(
+                    reading,
+                    &mut cx,
+                    &self.shared,
+                    &mut self.groups,
+                    &self.queue,
+                    self.draining,
+                )
             }
-            Some(Call::Watch(call)) => poll_watch(call.as_mut(), self.draining),
         };
-        if let Progress::Done = progress {
-            self.remove(k);
+        match read {
+            Poll::Pending => {}
+            Poll::Ready(None) => self.remove(k),
+            Poll::Ready(Some((send, g))) => {
+                let Some(Call::Reading(reading)) = self.calls.get(k) else {
+                    unreachable!("read_request was polled for this call")
+                };
+                let group = &mut self.groups.slab[g as usize];
+                let call = WatchCall {
+                    wake: Arc::clone(&reading.wake),
+                    send,
+                    serial: reading.serial,
+                    group: g,
+                    prev: NONE,
+                    next: group.head,
+                    sent: NO_STATUS,
+                };
+                if let Some(Call::Watch(head)) = self.calls.get_mut(group.head as usize) {
+                    head.prev = key;
+                }
+                group.head = key;
+                // Drops the request side (body, respond handle) it no longer needs.
+                self.calls[k] = Call::Watch(call);
+                // Its first status goes out in this same round.
+                self.poll_call(key);
+            }
         }
     }
 
+    /// Removes the call at `key`, and its group with its last member.
     fn remove(&mut self, key: usize) {
-        self.calls.remove(key);
-        self.shared
-            .open_calls
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if let Call::Watch(call) = self.calls.remove(key) {
+            match self.calls.get_mut(call.prev as usize) {
+                Some(Call::Watch(prev)) => prev.next = call.next,
+                _ => self.groups.slab[call.group as usize].head = call.next,
+            }
+            if let Some(Call::Watch(next)) = self.calls.get_mut(call.next as usize) {
+                next.prev = call.prev;
+            }
+            self.groups.drop_if_empty(call.group);
+        }
+        self.shared.open_calls.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Ends the calls whose `grpc-timeout` passed; returns whether the connection must close
@@ -308,7 +396,7 @@ where
                 let _ = r.respond.send_response(status.trailers_only(()), true);
             }
             Some(Call::Watch(w)) if w.serial == serial => {
-                let _ = send_of(w.as_mut()).send_trailers(status.trailers());
+                let _ = w.send.send_trailers(status.trailers());
             }
             _ => return,
         }
@@ -342,13 +430,104 @@ where
     }
 }
 
+impl<const N: usize, R> Group<R>
+where
+    R: StableDeref<Target = Registry<N>>,
+{
+    /// Catches up with the core watch (and leaves the group's waker with it).
+    fn refresh(&mut self) {
+        if self.ended {
+            return;
+        }
+        let waker = Waker::from(Arc::clone(&self.wake));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            match self.watch.as_mut().poll_next(&mut cx) {
+                Poll::Ready(Some(status)) => {
+                    if status as u8 != self.status {
+                        self.status = status as u8;
+                        self.fan_out = true;
+                    }
+                }
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    self.fan_out = true;
+                    return;
+                }
+                Poll::Pending => return,
+            }
+        }
+    }
+}
+
+impl<const N: usize, R> Groups<R>
+where
+    R: StableDeref<Target = Registry<N>> + Clone,
+{
+    /// The group a new Watch of `name` joins, up to date, so that the stream's first message
+    /// is the current status: the connection's group of that name, or a new one.
+    fn join(&mut self, registry: &R, queue: &Arc<ReadyQueue>, name: &str) -> Result<u32, Status> {
+        if let Some(&g) = self.by_name.get(name) {
+            let group = &mut self.slab[g as usize];
+            group.refresh();
+            if group.fan_out {
+                // Its members hear the news when the group is polled, in a moment.
+                Wake::wake_by_ref(&group.wake);
+            }
+            if !group.ended {
+                return Ok(g);
+            }
+            // Its watch ended (`end_watches`) before this stream came: the stream gets a
+            // watch of its own, which that call does not end.
+            group.named = false;
+            self.by_name.remove(name);
+        }
+        let name: Arc<str> = Arc::from(name);
+        let watch = Watch::new(registry.clone(), Arc::clone(&name))?;
+        let entry = self.slab.vacant_entry();
+        let g = u32::try_from(entry.key())
+            .ok()
+            .filter(|g| *g < GROUP)
+            .ok_or_else(|| Status::new(GrpcCode::ResourceExhausted, "too many streams"))?;
+        let mut group = Group {
+            wake: StreamWake::idle(queue, g | GROUP),
+            watch: Box::pin(watch),
+            status: NO_STATUS,
+            ended: false,
+            fan_out: false,
+            named: true,
+            head: NONE,
+        };
+        // The first poll yields the current status at once.
+        group.refresh();
+        group.fan_out = false;
+        entry.insert(group);
+        self.by_name.insert(name, g);
+        Ok(g)
+    }
+
+    /// Drops the group `g` if no stream is left in it.
+    fn drop_if_empty(&mut self, g: u32) {
+        if self
+            .slab
+            .get(g as usize)
+            .is_some_and(|group| group.head == NONE)
+        {
+            let group = self.slab.remove(g as usize);
+            if group.named {
+                self.by_name.remove(group.watch.name());
+            }
+        }
+    }
+}
+
 impl<R, IO> Drop for H2Conn<R, IO> {
     fn drop(&mut self) {
         // The connection closed (or its task was aborted) with calls still open: they go
         // with it.
         self.shared
             .open_calls
-            .fetch_sub(self.calls.len(), std::sync::atomic::Ordering::Relaxed);
+            .fetch_sub(self.calls.len(), Ordering::Relaxed);
     }
 }
 
@@ -371,22 +550,16 @@ fn connection_result(e: h2::Error) -> io::Result<()> {
     }
 }
 
-/// `send` is an ordinary field of the pinned `WatchCall`; only `watch` is pinned.
-fn send_of<R>(call: Pin<&mut WatchCall<R>>) -> &mut SendStream<Bytes> {
-    // Safety: `send` is never pinned (it is `Unpin` and not structurally pinned); `watch`
-    // is not moved out of the call here.
-    &mut unsafe { call.get_unchecked_mut() }.send
-}
-
-type NewWatch<R> = (SendStream<Bytes>, Watch<R, Box<str>>);
-
 /// Reads the request body and answers Check, List and plain requests; a Watch that may
-/// start comes back as its send handle and core stream.
+/// start comes back as its send handle and the group it joined.
 fn read_request<const N: usize, R>(
     reading: &mut Reading,
     cx: &mut Context<'_>,
     shared: &Shared<R>,
-) -> Poll<Option<NewWatch<R>>>
+    groups: &mut Groups<R>,
+    queue: &Arc<ReadyQueue>,
+    draining: bool,
+) -> Poll<Option<(SendStream<Bytes>, u32)>>
 where
     R: StableDeref<Target = Registry<N>> + Clone,
 {
@@ -445,26 +618,31 @@ where
         grpc::Method::List => grpc::list(registry, message).map(Answer::Message),
         grpc::Method::Watch => {
             let name = grpc::decode_name(message)?;
-            Ok(Answer::Watch(Watch::new(
-                shared.registry.clone(),
-                Box::from(name),
-            )?))
+            if draining {
+                // The server is stopping: this Watch hears NOT_SERVING and ends at once.
+                Ok(Answer::Last(grpc::status_bytes(ServingStatus::NotServing)))
+            } else {
+                groups
+                    .join(&shared.registry, queue, name)
+                    .map(Answer::Watch)
+            }
         }
     });
     match answer {
-        Ok(Answer::Message(frame)) => {
+        Ok(Answer::Message(frame)) | Ok(Answer::Last(frame)) => {
             if let Ok(mut send) = reading.respond.send_response(grpc::response(()), false) {
                 let _ = send.send_data(frame, false);
                 let _ = send.send_trailers(grpc::ok_trailers());
             }
             Poll::Ready(None)
         }
-        Ok(Answer::Watch(watch)) => {
-            match reading.respond.send_response(grpc::response(()), false) {
-                Ok(send) => Poll::Ready(Some((send, watch))),
-                Err(_) => Poll::Ready(None),
+        Ok(Answer::Watch(g)) => match reading.respond.send_response(grpc::response(()), false) {
+            Ok(send) => Poll::Ready(Some((send, g))),
+            Err(_) => {
+                groups.drop_if_empty(g);
+                Poll::Ready(None)
             }
-        }
+        },
         Err(status) => {
             let _ = reading
                 .respond
@@ -474,9 +652,13 @@ where
     }
 }
 
-enum Answer<R> {
+enum Answer {
+    /// A unary answer: one message, then OK.
     Message(Bytes),
-    Watch(Watch<R, Box<str>>),
+    /// A Watch during the drain: its last message, then OK.
+    Last(Bytes),
+    /// A Watch in the group with this key.
+    Watch(u32),
 }
 
 fn send_plain(respond: &mut SendResponse<Bytes>, response: &mut Option<http::Response<Bytes>>) {
@@ -492,78 +674,56 @@ fn send_plain(respond: &mut SendResponse<Bytes>, response: &mut Option<http::Res
     }
 }
 
-/// Polls one Watch: sends the newest status if it changed and the client's window allows,
-/// ends it when the server drains or the registry ends its watches, notices a reset.
-fn poll_watch<const N: usize, R>(call: Pin<&mut WatchCall<R>>, draining: bool) -> Progress
-where
-    R: StableDeref<Target = Registry<N>>,
-{
-    // Safety: only `watch` is structurally pinned, and it is only used through
-    // `Pin::new_unchecked` below; nothing is moved out of the call.
-    let call = unsafe { call.get_unchecked_mut() };
+/// Polls one Watch: sends its group's status if this stream has not sent it yet and the
+/// client's window allows, ends it when the server drains or the registry ends its watches,
+/// notices a reset.
+fn poll_watch<R>(call: &mut WatchCall, group: &Group<R>, draining: bool) -> Progress {
     call.wake.unqueue();
-    let waker = Waker::from(Arc::clone(&call.wake));
-    let mut cx = Context::from_waker(&waker);
     // First with a no-op waker: tells whether the client reset the stream, and keeps the
     // capacity requests below from waking this stream needlessly (h2 wakes the registered
     // task when it grants capacity). The real waker is registered at the end.
     if call
         .send
-        .poll_reset(&mut Context::from_waker(noop_waker()))
+        .poll_reset(&mut Context::from_waker(Waker::noop()))
         .is_ready()
     {
         return Progress::Done;
     }
-    // Safety: `watch` is pinned inside the boxed call, which never moves.
-    let mut watch = unsafe { Pin::new_unchecked(&mut call.watch) };
-    let mut ended = false;
-    if draining {
-        ended = true;
-        call.pending = ServingStatus::NotServing as u8;
+    let (status, ended) = if draining {
+        (ServingStatus::NotServing as u8, true)
     } else {
-        loop {
-            match watch.as_mut().poll_next(&mut cx) {
-                Poll::Ready(Some(status)) => call.pending = status as u8,
-                Poll::Ready(None) => {
-                    ended = true;
-                    break;
-                }
-                Poll::Pending => break,
-            }
-        }
-    }
-    if call.pending != NO_STATUS {
-        if call.pending == call.sent {
-            call.pending = NO_STATUS;
+        (group.status, group.ended)
+    };
+    if status != NO_STATUS && status != call.sent {
+        let room = if ended {
+            // The last message goes out whatever the window: h2 holds it until the client
+            // reads, and the stream ends after it.
+            true
         } else {
-            let room = if ended {
-                // The last message goes out whatever the window: h2 holds it until the
-                // client reads, and the stream ends after it.
-                true
-            } else {
-                call.send.reserve_capacity(STATUS_FRAME_MAX);
-                call.send.capacity() >= STATUS_FRAME_MAX
-            };
-            if room {
-                let status = ServingStatus::from_i32(i32::from(call.pending))
-                    .unwrap_or(ServingStatus::Unknown);
-                if call
-                    .send
-                    .send_data(grpc::status_bytes(status), false)
-                    .is_err()
-                {
-                    return Progress::Done;
-                }
-                call.sent = call.pending;
-                call.pending = NO_STATUS;
+            call.send.reserve_capacity(STATUS_FRAME_MAX);
+            call.send.capacity() >= STATUS_FRAME_MAX
+        };
+        // Without room (a client that does not read), h2 wakes this stream when the window
+        // opens, and the group's status *then* goes out: latest wins.
+        if room {
+            let status =
+                ServingStatus::from_i32(i32::from(status)).unwrap_or(ServingStatus::Unknown);
+            if call
+                .send
+                .send_data(grpc::status_bytes(status), false)
+                .is_err()
+            {
+                return Progress::Done;
             }
+            call.sent = status as u8;
         }
     }
     if ended {
         let _ = call.send.send_trailers(grpc::ok_trailers());
         return Progress::Done;
     }
-    match call.send.poll_reset(&mut cx) {
+    let waker = Waker::from(Arc::clone(&call.wake));
+    match call.send.poll_reset(&mut Context::from_waker(&waker)) {
         Poll::Ready(_) => Progress::Done,
         Poll::Pending => Progress::Pending,
     }
@@ -604,7 +764,7 @@ where
                 return Poll::Pending;
             }
             for &key in &keys {
-                this.poll_call(key);
+                this.poll_key(key);
             }
             keys.clear();
             this.keys = keys;

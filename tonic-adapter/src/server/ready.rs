@@ -60,14 +60,19 @@ pub(super) struct StreamWake {
 
 impl StreamWake {
     /// A waker for the stream at `key`, queued at once (a new stream is polled first thing).
-    pub(super) fn new(queue: &Arc<ReadyQueue>, key: u32) -> Arc<Self> {
-        let wake = Arc::new(Self {
+    pub(super) fn queued(queue: &Arc<ReadyQueue>, key: u32) -> Arc<Self> {
+        let wake = Self::idle(queue, key);
+        wake.wake_by_ref();
+        wake
+    }
+
+    /// A waker for `key`, not queued until it is woken.
+    pub(super) fn idle(queue: &Arc<ReadyQueue>, key: u32) -> Arc<Self> {
+        Arc::new(Self {
             queue: Arc::clone(queue),
             key,
             queued: AtomicBool::new(false),
-        });
-        wake.wake_by_ref();
-        wake
+        })
     }
 
     /// Called by the connection just before it polls the stream: a wake-up from now on
@@ -96,8 +101,8 @@ mod tests {
     #[test]
     fn a_stream_is_queued_once_until_it_is_polled() {
         let queue = Arc::new(ReadyQueue::default());
-        let a = StreamWake::new(&queue, 1);
-        let b = Waker::from(StreamWake::new(&queue, 2));
+        let a = StreamWake::queued(&queue, 1);
+        let b = Waker::from(StreamWake::queued(&queue, 2));
         Waker::from(Arc::clone(&a)).wake_by_ref();
         b.wake_by_ref();
         b.wake_by_ref();
