@@ -10,8 +10,10 @@
 //! - An HTTP/2 connection is one task. Its streams live inside it: each stream has a waker
 //!   that queues it on the connection, and each wake-up polls only the queued streams, then
 //!   flushes once. A status flip seen by 10,000 watchers on one connection is one pass and a
-//!   few `writev` calls. Check and Watch answers are static frames; an open Watch holds the
-//!   core `Watch`, the `h2` send handle and its waker, nothing else.
+//!   few `writev` calls. The Watch streams of one connection on one name share one registry
+//!   waiter, so a flip wakes each connection once, not each stream. Check and Watch answers
+//!   are static frames; an open Watch holds the `h2` send handle, its waker, the status it
+//!   sent last and its place among its name's streams, nothing else.
 //! - gRPC calls to `grpc.health.v1.Health/{Check,Watch,List}` are served here; other gRPC
 //!   paths go to the fallback service (reflection by default on [`Standalone`]) or are
 //!   answered `UNIMPLEMENTED`; requests that are not gRPC go to the [`HttpHandler`].
