@@ -668,3 +668,42 @@ async fn a_watcher_that_does_not_read_holds_no_one_up_and_gets_the_latest_status
     );
     assert_eq!(server.open_calls(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flip_reaches_thousands_of_watchers_on_one_connection() {
+    const SERVING: &[u8] = b"\0\0\0\0\x02\x08\x01";
+    const NOT_SERVING: &[u8] = b"\0\0\0\0\x02\x08\x02";
+    let registry = Arc::new(TestRegistry::new());
+    registry.set("svc", Serving).unwrap();
+    let server = Standalone::start("127.0.0.1:0", Arc::clone(&registry)).unwrap();
+    let mut client = h2_client(server.local_addr()).await;
+    // More streams than the engine polls between two writes: the opening and each flip go
+    // out in several writes, with new frames read in between.
+    let mut pending = Vec::new();
+    for _ in 0..2000 {
+        let (response, mut body) = client
+            .send_request(grpc_request("/grpc.health.v1.Health/Watch"), false)
+            .unwrap();
+        body.send_data(name_request("svc"), true).unwrap();
+        pending.push((response, body));
+    }
+    let mut streams = Vec::new();
+    for (response, _body) in pending {
+        let mut body = tokio::time::timeout(TIMEOUT, response)
+            .await
+            .unwrap()
+            .unwrap()
+            .into_body();
+        assert_eq!(next_unreleased(&mut body).await, SERVING);
+        streams.push(body);
+    }
+    for (status, frame) in [(NotServing, NOT_SERVING), (Serving, SERVING)] {
+        registry.set("svc", status).unwrap();
+        for body in &mut streams {
+            let got = next_unreleased(body).await;
+            let _ = body.flow_control().release_capacity(got.len());
+            assert_eq!(got, frame);
+        }
+    }
+    assert_eq!(server.open_calls(), 2000);
+}
