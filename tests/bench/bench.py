@@ -648,11 +648,14 @@ def write_plot(path: Path, runs: list[dict], table: dict, servers: list[str]) ->
     ]
     for ax, keys, key, scale, title, unit in bars:
         keys = [k for k in keys if any((s, k) in table for s in servers)]
-        width = 0.8 / max(1, len(servers))
-        for i, s in enumerate(servers):
+        # Only the servers these runs measured (not the mounted one), in their line colours.
+        present = [s for s in servers if any((s, k) in table for k in keys)]
+        width = 0.8 / max(1, len(present))
+        for i, s in enumerate(present):
             vals = [med(table.get((s, k), []), key) or 0 for k in keys]
-            pos = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(keys))]
-            b = ax.bar(pos, vals, width, label=s, color=colors[i % len(colors)])
+            pos = [j + (i - (len(present) - 1) / 2) * width for j in range(len(keys))]
+            color = colors[servers.index(s) % len(colors)]
+            b = ax.bar(pos, vals, width, label=s, color=color)
             labels = [
                 f"{v / 1000:.1f}k" if key == "throughput" else f"{v:.1f}" for v in vals
             ]
