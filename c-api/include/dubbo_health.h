@@ -516,10 +516,13 @@ dh_result dh_server_start(const dh_registry *reg, const char *addr, dh_server **
 // Thread-safe.
 dh_result dh_server_local_port(const dh_server *srv, uint16_t *port_out);
 
-// Stops the server gracefully and waits for it: the registry is shut down first
-// (`dh_shutdown`: every name reports NOT_SERVING, so watchers see it), then every watch on
-// the registry ends (C watches too: they report `DH_CLOSED`), then the port closes after
-// in-flight calls finish or `grace_ms` milliseconds pass, whichever is first.
+// Stops the server gracefully and waits for it, draining only this server: it stops
+// accepting, each of its gRPC Watch streams (including ones that open during the drain)
+// gets a last NOT_SERVING message (unless that is what it sent last) and ends, GOAWAY goes
+// out, and whatever is still open after `grace_ms` milliseconds is closed. The registry is
+// not touched: statuses stay as they are, `dh_watch` watches keep running, and other
+// servers on the same registry keep serving. For a drain every door sees, call
+// `dh_shutdown(reg)` first (every name NOT_SERVING), then `dh_server_stop`.
 //
 // # Errors
 // * `DH_INVALID_STATE`: the server was already stopped.
@@ -529,7 +532,8 @@ dh_result dh_server_local_port(const dh_server *srv, uint16_t *port_out);
 // # Safety
 // `srv` is a live handle.
 //
-// Thread-safe; blocks for up to about `grace_ms` milliseconds.
+// Thread-safe; returns within about `grace_ms` milliseconds (sooner once every connection
+// has closed).
 dh_result dh_server_stop(const dh_server *srv, uint32_t grace_ms);
 
 // Frees a server handle. If `dh_server_stop` was not called, the server is stopped at

@@ -187,6 +187,14 @@ pub(crate) fn accept(
     })
 }
 
+/// Whether a request's `content-type` makes it a gRPC call (see [`accept`]): how a server
+/// that also answers plain HTTP on the same port tells the two apart.
+pub(crate) fn is_grpc_request(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| is_grpc_content_type(v.as_bytes()))
+}
+
 /// `application/grpc` or `application/grpc+proto`, optionally followed by `;` parameters
 /// (grpc-go accepts them), in any ASCII case.
 fn is_grpc_content_type(value: &[u8]) -> bool {

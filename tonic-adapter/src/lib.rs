@@ -42,16 +42,16 @@ pub mod control;
 mod drain;
 mod grpc;
 pub mod reflection;
+pub mod server;
 mod service;
-mod standalone;
 mod watch;
 
 pub use drain::{Drain, DrainSignal};
-pub use service::{HealthBody, HealthServer, HealthService, ResponseFuture, MAX_REQUEST_SIZE};
-pub use standalone::{
-    serve, serve_with_shutdown, server_builder, Standalone, CONNECTION_WINDOW, KEEPALIVE_INTERVAL,
-    KEEPALIVE_TIMEOUT, MAX_CONCURRENT_STREAMS, STREAM_WINDOW,
+pub use server::{
+    serve, serve_with_shutdown, server_builder, Standalone, StandaloneBuilder, CONNECTION_WINDOW,
+    KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_CONCURRENT_STREAMS, STREAM_WINDOW,
 };
+pub use service::{HealthBody, HealthServer, HealthService, ResponseFuture, MAX_REQUEST_SIZE};
 pub use watch::WatchBody;
 
 #[doc(no_inline)]

@@ -578,3 +578,17 @@ fn a_normal_request_stays_inline() {
     );
     assert_eq!(decode_name(body.finish().unwrap()).unwrap().len(), MAX_NAME);
 }
+
+#[test]
+fn grpc_requests_are_told_from_plain_http_by_content_type() {
+    let with = |ct: &'static str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        headers
+    };
+    assert!(is_grpc_request(&with("application/grpc")));
+    assert!(is_grpc_request(&with("application/grpc+proto; charset=x")));
+    assert!(!is_grpc_request(&with("application/json")));
+    assert!(!is_grpc_request(&with("application/grpc-web")));
+    assert!(!is_grpc_request(&HeaderMap::new()));
+}
