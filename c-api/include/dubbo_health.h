@@ -4,6 +4,7 @@
 #ifndef DUBBO_HEALTH_H
 #define DUBBO_HEALTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #define DH_VERSION_MAJOR 0
@@ -43,6 +44,15 @@ typedef struct dh_registry dh_registry;
 // Opaque; made by `dh_server_start`, freed with `dh_server_free`. Functions on it are
 // thread-safe.
 typedef struct dh_server dh_server;
+
+// Options for `dh_server_start_with`: made by `dh_server_options_new` (every option at its
+// default), changed by the `dh_server_options_set_*` functions, freed with
+// `dh_server_options_free`.
+//
+// Opaque. A server copies what it needs when it starts, so one options object may start
+// several servers, and may be changed or freed while they run. Not thread-safe: change an
+// options object from one thread at a time, and not while `dh_server_start_with` reads it.
+typedef struct dh_server_options dh_server_options;
 
 // A watch on one name: the current status first, then one status per change (never two
 // equal in a row; under bursts the latest wins), until it ends.
@@ -477,7 +487,8 @@ dh_result dh_len(const dh_registry *reg, size_t *len_out);
 // Thread-safe; the callback runs on the calling thread.
 dh_result dh_list(const dh_registry *reg, dh_list_callback callback, void *userdata);
 
-// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread.
+// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread,
+// with the default options (as `dh_server_start_with(reg, addr, NULL, srv_out)`).
 //
 // `addr` is a NUL-terminated `"IP:PORT"` string, e.g. `"127.0.0.1:50051"` or
 // `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
@@ -503,6 +514,22 @@ dh_result dh_list(const dh_registry *reg, dh_list_callback callback, void *userd
 //
 // Thread-safe.
 dh_result dh_server_start(const dh_registry *reg, const char *addr, dh_server **srv_out);
+
+// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread,
+// with the given options (`NULL` for the defaults; see `dh_server_options`).
+//
+// `addr`, SIGPIPE and ownership of `*srv_out` are as for `dh_server_start`. The server
+// copies what it needs from `opts`: the options may be changed or freed once this returns.
+//
+// # Errors
+// As for `dh_server_start`.
+//
+// # Safety
+// `reg` is a live handle; `addr` is a NUL-terminated string; `opts` is NULL or a live
+// options handle not being changed by another thread; `srv_out` is valid for a write.
+//
+// Thread-safe.
+dh_result dh_server_start_with(const dh_registry *reg, const char *addr, const dh_server_options *opts, dh_server **srv_out);
 
 // Writes the port the server listens on to `*port_out` (useful after binding port 0).
 // Still answers after `dh_server_stop`.
@@ -543,6 +570,36 @@ dh_result dh_server_stop(const dh_server *srv, uint32_t grace_ms);
 // `srv` is NULL or a live handle that no other thread is using; do not call this twice
 // on the same handle.
 void dh_server_free(dh_server *srv);
+
+// Makes an options object with every option at its default: reflection on, plaintext.
+//
+// On success the caller owns `*opts_out`; free it with `dh_server_options_free`.
+//
+// # Errors
+// `DH_NULL_PARAMETER` if `opts_out` is NULL.
+//
+// # Safety
+// `opts_out` is valid for a write.
+//
+// Thread-safe.
+dh_result dh_server_options_new(dh_server_options **opts_out);
+
+// Frees an options object. Servers started with it are not affected. NULL is a no-op.
+//
+// # Safety
+// `opts` is NULL or a live handle that no other thread is using; do not call this twice
+// on the same handle.
+void dh_server_options_free(dh_server_options *opts);
+
+// Whether the server answers gRPC server reflection (`grpc.reflection.v1` and
+// `v1alpha`, so `grpcurl list` and `grpcurl describe` work). On by default.
+//
+// # Errors
+// `DH_NULL_PARAMETER` if `opts` is NULL.
+//
+// # Safety
+// `opts` is a live handle not used by another thread during the call.
+dh_result dh_server_options_set_reflection(dh_server_options *opts, bool on);
 
 // Opens a watch on `name` (registered or not; an unregistered name first reports
 // `DH_STATUS_SERVICE_UNKNOWN` and follows the name if it is registered later).

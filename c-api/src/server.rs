@@ -1,5 +1,5 @@
-//! The standalone gRPC health server: `dh_server_start`, `dh_server_local_port`,
-//! `dh_server_stop`, `dh_server_free`.
+//! The standalone gRPC health server: `dh_server_start`, `dh_server_start_with` (see
+//! `dh_server_options`), `dh_server_local_port`, `dh_server_stop`, `dh_server_free`.
 //!
 //! For hosts that have no gRPC server of their own: it serves `grpc.health.v1.Health`
 //! (Check, Watch, List) over the registry on its own thread with its own runtime.
@@ -29,7 +29,12 @@ use dubbo_health_core::DefaultRegistry;
 
 use crate::error::{dh_result, Failure, DH_INVALID_ADDRESS, DH_INVALID_STATE};
 use crate::ffi::{check_out, write_out, ArcCastable, BoxCastable, Castable};
+use crate::options::{dh_server_options, ServerOptions};
 use crate::registry::dh_registry;
+
+/// The builder the C server options are applied to.
+#[cfg(feature = "server")]
+pub(crate) type Builder = dubbo_health_tonic::StandaloneBuilder<Arc<DefaultRegistry>>;
 
 /// A running (or stopped) standalone health server.
 ///
@@ -62,9 +67,11 @@ mod backend {
     pub(super) fn start(
         addr: SocketAddr,
         registry: Arc<DefaultRegistry>,
+        options: &ServerOptions,
     ) -> Result<(Running, SocketAddr), Failure> {
         super::ignore_sigpipe();
-        let server = dubbo_health_tonic::Standalone::start(addr, registry).map_err(|e| {
+        let builder = dubbo_health_tonic::Standalone::builder(registry).addr(addr);
+        let server = options.apply(builder)?.start().map_err(|e| {
             Failure::new(crate::error::DH_IO, format!("cannot serve on {addr}: {e}"))
         })?;
         let local = server.local_addr();
@@ -113,6 +120,7 @@ mod backend {
     pub(super) fn start(
         _: SocketAddr,
         _: Arc<DefaultRegistry>,
+        _: &ServerOptions,
     ) -> Result<(Running, SocketAddr), Failure> {
         Err(Failure::new(
             crate::error::DH_UNSUPPORTED,
@@ -129,7 +137,8 @@ mod backend {
     }
 }
 
-/// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread.
+/// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread,
+/// with the default options (as `dh_server_start_with(reg, addr, NULL, srv_out)`).
 ///
 /// `addr` is a NUL-terminated `"IP:PORT"` string, e.g. `"127.0.0.1:50051"` or
 /// `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
@@ -160,6 +169,31 @@ pub unsafe extern "C" fn dh_server_start(
     addr: *const c_char,
     srv_out: *mut *mut dh_server,
 ) -> dh_result {
+    // Safety: forwarded from the caller; NULL options are the defaults.
+    unsafe { dh_server_start_with(reg, addr, std::ptr::null(), srv_out) }
+}
+
+/// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread,
+/// with the given options (`NULL` for the defaults; see `dh_server_options`).
+///
+/// `addr`, SIGPIPE and ownership of `*srv_out` are as for `dh_server_start`. The server
+/// copies what it needs from `opts`: the options may be changed or freed once this returns.
+///
+/// # Errors
+/// As for `dh_server_start`.
+///
+/// # Safety
+/// `reg` is a live handle; `addr` is a NUL-terminated string; `opts` is NULL or a live
+/// options handle not being changed by another thread; `srv_out` is valid for a write.
+///
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_start_with(
+    reg: *const dh_registry,
+    addr: *const c_char,
+    opts: *const dh_server_options,
+    srv_out: *mut *mut dh_server,
+) -> dh_result {
     ffi_fn! {
         check_out(srv_out, "srv_out")?;
         // Safety: forwarded from the caller.
@@ -167,6 +201,15 @@ pub unsafe extern "C" fn dh_server_start(
         if addr.is_null() {
             return Err(crate::ffi::null("addr"));
         }
+        // Safety: forwarded from the caller (NULL is allowed: the defaults).
+        let defaults;
+        let options = match unsafe { dh_server_options::try_ref(opts, "opts") } {
+            Ok(options) => options,
+            Err(_) => {
+                defaults = ServerOptions::default();
+                &defaults
+            }
+        };
         // Safety: non-NULL, and the caller promises a NUL-terminated string.
         let text = unsafe { CStr::from_ptr(addr) };
         let parsed: SocketAddr = text
@@ -174,7 +217,7 @@ pub unsafe extern "C" fn dh_server_start(
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| Failure::new(DH_INVALID_ADDRESS, format!("{text:?} is not an IP:PORT address")))?;
-        let (running, local) = backend::start(parsed, Arc::clone(&host.registry))?;
+        let (running, local) = backend::start(parsed, Arc::clone(&host.registry), options)?;
         let handle = ServerHandle { addr: local, running: Mutex::new(Some(running)) };
         // Safety: checked non-NULL; valid for writes by the caller's promise.
         unsafe { write_out(srv_out, "srv_out", dh_server::into_handle(handle)) }
