@@ -10,7 +10,7 @@ GREETER_HOST_BIN := $(CARGO_TARGET_DIR)/debug/examples/greeter_host
 GREETER := org.apache.dubbogo.samples.api.Greeter
 
 build-tonic:
-	$(CARGO) build -p dubbo-health-tonic --locked --bin dubbo-health --example greeter_host
+	$(CARGO) build -p dubbo-health-cli --locked --bin dubbo-health --example greeter_host
 
 # grpc-go Check/Watch/List and client-side health checking, grpc-health-probe exit codes
 # (and `dubbo-health check` giving the same ones), the greeter_host example. A missing
@@ -22,7 +22,7 @@ test-tonic: build-tonic
 
 # The README's first command: a health server on 127.0.0.1:20000 to probe by hand.
 demo:
-	$(CARGO) build -p dubbo-health-tonic --bin dubbo-health
+	$(CARGO) build -p dubbo-health-cli --bin dubbo-health
 	@echo
 	@echo "dubbo-health is serving grpc.health.v1.Health on 127.0.0.1:20000 (\"\" and $(GREETER) SERVING)."
 	@echo "Try, in another terminal:"

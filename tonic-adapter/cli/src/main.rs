@@ -184,8 +184,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
             eprintln!("error: --set {item:?}: expected NAME=STATUS");
             return ExitCode::from(1);
         };
-        let name = dubbo_health_tonic::control::unquote_name(name);
-        let result = dubbo_health_tonic::control::parse_status(status)
+        let name = dubbo_health_cli::control::unquote_name(name);
+        let result = dubbo_health_cli::control::parse_status(status)
             .and_then(|s| REGISTRY.set(&name, s).map_err(|e| e.to_string()));
         if let Err(e) = result {
             eprintln!("error: --set {item:?}: {e}");
@@ -207,7 +207,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     if args.control_stdin {
-        tokio::spawn(dubbo_health_tonic::control::run_stdin(&REGISTRY));
+        tokio::spawn(dubbo_health_cli::control::run_stdin(&REGISTRY));
     }
     eprintln!("listening {addr}");
     // SIGTERM / SIGINT: the full drain. The registry goes NOT_SERVING first (every door and
