@@ -19,7 +19,7 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use dubbo_health_core::DefaultRegistry;
+use dubbo_health_core::HeapRegistry;
 
 use crate::error::{dh_result, Failure, DH_NOT_FOUND};
 use crate::ffi::{check_out, name_in, write_opt, write_out, ArcCastable, Castable};
@@ -36,12 +36,12 @@ pub struct dh_registry {
 
 /// What a `dh_registry` handle points to.
 ///
-/// Watches and servers hold the inner `Arc<DefaultRegistry>` directly, so the registry
+/// Watches and servers hold the inner `Arc<HeapRegistry>` directly, so the registry
 /// stays alive while they do; the host's own handles (this struct, one `Arc` strong
 /// reference per handle) decide when watches end.
 #[derive(Debug)]
 pub(crate) struct HostRegistry {
-    pub(crate) registry: Arc<DefaultRegistry>,
+    pub(crate) registry: Arc<HeapRegistry>,
 }
 
 impl Castable for dh_registry {
@@ -58,11 +58,11 @@ impl Drop for HostRegistry {
     }
 }
 
-/// Makes a registry directly on the heap (`DefaultRegistry::new_arc`): the registry is
+/// Makes a registry directly on the heap (`HeapRegistry::new`): the registry is
 /// about 240 KiB, too large to build by value on a host thread with a small stack (musl's
 /// 128 KiB default, many thread pools).
-pub(crate) fn new_registry() -> Result<Arc<DefaultRegistry>, Failure> {
-    Ok(DefaultRegistry::new_arc())
+pub(crate) fn new_registry() -> Result<Arc<HeapRegistry>, Failure> {
+    Ok(Arc::new(HeapRegistry::new()))
 }
 
 /// Borrows the registry behind a handle.
@@ -71,7 +71,7 @@ pub(crate) fn new_registry() -> Result<Arc<DefaultRegistry>, Failure> {
 /// `reg` is NULL or a live `dh_registry` handle.
 pub(crate) unsafe fn registry_ref<'a>(
     reg: *const dh_registry,
-) -> Result<&'a DefaultRegistry, Failure> {
+) -> Result<&'a HeapRegistry, Failure> {
     // Safety: forwarded from the caller.
     Ok(&unsafe { dh_registry::try_ref(reg, "reg") }?.registry)
 }

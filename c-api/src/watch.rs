@@ -37,7 +37,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use dubbo_health_core::{DefaultRegistry, ServingStatus, Watch};
+use dubbo_health_core::{HeapRegistry, ServingStatus, Watch};
 use futures_core::Stream;
 
 use crate::error::{dh_result, Failure, DH_CLOSED, DH_TIMEOUT, DH_WOULD_BLOCK};
@@ -58,7 +58,7 @@ pub struct dh_watch {
     _private: [u8; 0],
 }
 
-type CoreWatch = Watch<Arc<DefaultRegistry>, Box<str>>;
+type CoreWatch = Watch<Arc<HeapRegistry>, Box<str>>;
 
 /// What a `dh_watch` handle points to.
 #[derive(Debug)]
@@ -186,7 +186,7 @@ pub(crate) enum Next {
 // === impl WatchHandle ===
 
 impl WatchHandle {
-    pub(crate) fn new(registry: Arc<DefaultRegistry>, name: &str) -> Result<Self, Failure> {
+    pub(crate) fn new(registry: Arc<HeapRegistry>, name: &str) -> Result<Self, Failure> {
         let stream = Watch::new(registry, Box::<str>::from(name))?;
         let signal = Arc::new(Signal {
             epoch: Mutex::new(0),

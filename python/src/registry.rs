@@ -1,10 +1,10 @@
-//! `Registry`: a shared handle to one core [`DefaultRegistry`].
+//! `Registry`: a shared handle to one core [`HeapRegistry`].
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dubbo_health_core::{DefaultRegistry, Error, ServingStatus};
+use dubbo_health_core::{Error, HeapRegistry, ServingStatus};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyString};
@@ -20,7 +20,7 @@ const REPR_ENTRIES: usize = 8;
 #[pyclass(module = "dubbo_health._native", frozen, weakref)]
 #[derive(Debug)]
 pub(crate) struct Registry {
-    pub(crate) inner: Arc<DefaultRegistry>,
+    pub(crate) inner: Arc<HeapRegistry>,
 }
 
 /// Reads a status: a `ServingStatus` member or its wire number (any of the four).
@@ -70,7 +70,7 @@ impl Registry {
     #[new]
     fn new() -> Self {
         Self {
-            inner: DefaultRegistry::new_arc(),
+            inner: Arc::new(HeapRegistry::new()),
         }
     }
 

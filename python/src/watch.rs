@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use dubbo_health_core::{DefaultRegistry, ServingStatus};
+use dubbo_health_core::{HeapRegistry, ServingStatus};
 use futures_core::Stream;
 use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
@@ -15,7 +15,7 @@ use pyo3::sync::PyOnceLock;
 use crate::pyobjects;
 
 /// The core stream every watch object drives.
-pub(crate) type CoreWatch = dubbo_health_core::Watch<Arc<DefaultRegistry>, String>;
+pub(crate) type CoreWatch = dubbo_health_core::Watch<Arc<HeapRegistry>, String>;
 
 /// How long one wait on the main thread may last with the GIL released before signals
 /// (Ctrl-C) are checked again.
@@ -46,7 +46,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Opens the core stream for `name`.
 pub(crate) fn open(
     py: Python<'_>,
-    registry: &Arc<DefaultRegistry>,
+    registry: &Arc<HeapRegistry>,
     name: String,
 ) -> PyResult<Pin<Box<CoreWatch>>> {
     CoreWatch::new(Arc::clone(registry), name)
@@ -117,7 +117,7 @@ pub(crate) struct Watch {
 impl Watch {
     pub(crate) fn new(
         py: Python<'_>,
-        registry: &Arc<DefaultRegistry>,
+        registry: &Arc<HeapRegistry>,
         name: String,
         timeout: Option<Duration>,
     ) -> PyResult<Self> {

@@ -10,7 +10,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use dubbo_health_core::{wire, GrpcCode, Registry, StableDeref, LIST_LIMIT};
+use dubbo_health_core::{wire, GrpcCode, Registry, StableDeref, Storage, LIST_LIMIT};
 use dubbo_health_proto::pb::{
     health_server::{self, Health},
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
@@ -34,8 +34,8 @@ pub const MAX_REQUEST_SIZE: usize = 4 * 1024 * 1024;
 
 /// The `grpc.health.v1.Health` service over a shared [`Registry`].
 ///
-/// `R` is a handle to the registry that can be cloned into every call: `&'static Registry<N>`
-/// (a `static`) or `Arc<Registry<N>>`. The host keeps its own handle and calls
+/// `R` is a handle to the registry that can be cloned into every call: `&'static Registry<S>`
+/// (a `static`) or `Arc<Registry<S>>`. The host keeps its own handle and calls
 /// [`Registry::set`] as its services come and go; nothing here copies a status.
 ///
 /// Two ways to mount it:
@@ -48,10 +48,10 @@ pub const MAX_REQUEST_SIZE: usize = 4 * 1024 * 1024;
 ///   tonic's prost codec and its error codes.
 ///
 /// ```no_run
-/// use dubbo_health_core::{DefaultRegistry, ServingStatus};
+/// use dubbo_health_core::{FixedRegistry, ServingStatus};
 /// use dubbo_health_tonic::HealthService;
 ///
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// HEALTH.set("org.apache.dubbogo.samples.api.Greeter", ServingStatus::Serving)?;
@@ -67,18 +67,18 @@ pub struct HealthService<R> {
     registry: R,
 }
 
-impl<const N: usize, R> HealthService<R>
+impl<S: Storage, R> HealthService<R>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
 {
     /// The service over `registry`.
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use dubbo_health_core::DefaultRegistry;
+    /// use dubbo_health_core::HeapRegistry;
     /// use dubbo_health_tonic::HealthService;
     ///
-    /// let registry = Arc::new(DefaultRegistry::new());
+    /// let registry = Arc::new(HeapRegistry::new());
     /// let service = HealthService::new(Arc::clone(&registry));
     /// assert!(Arc::ptr_eq(service.registry(), &registry));
     /// ```
@@ -89,8 +89,8 @@ where
     /// The registry handle.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let service = dubbo_health_tonic::HealthService::new(&HEALTH);
     /// assert!(std::ptr::eq(*service.registry(), &HEALTH));
     /// ```
@@ -102,13 +102,13 @@ where
     /// `tonic::transport::Server::builder().add_service(..)`.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
+    /// # use dubbo_health_core::FixedRegistry;
     /// use tonic::server::NamedService;
     /// use dubbo_health_tonic::{HealthServer, HealthService};
     ///
-    /// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = HealthService::new(&HEALTH).server();
-    /// assert_eq!(<HealthServer<&DefaultRegistry> as NamedService>::NAME, "grpc.health.v1.Health");
+    /// assert_eq!(<HealthServer<&FixedRegistry<64>> as NamedService>::NAME, "grpc.health.v1.Health");
     /// # drop(server);
     /// ```
     pub fn server(&self) -> HealthServer<R> {
@@ -119,9 +119,9 @@ where
     }
 }
 
-impl<const N: usize, R> fmt::Debug for HealthService<R>
+impl<S: Storage, R> fmt::Debug for HealthService<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HealthService")
@@ -134,8 +134,8 @@ fn code_of(code: GrpcCode) -> Code {
     Code::from_i32(code.as_u32() as i32)
 }
 
-fn check<const N: usize>(
-    registry: &Registry<N>,
+fn check<S: Storage>(
+    registry: &Registry<S>,
     name: &str,
 ) -> Result<dubbo_health_core::ServingStatus, Status> {
     registry
@@ -144,7 +144,7 @@ fn check<const N: usize>(
 }
 
 /// Encodes the `List` answer with the core encoder, growing the buffer as the names need.
-fn list_bytes<const N: usize>(registry: &Registry<N>) -> Result<Bytes, Status> {
+fn list_bytes<S: Storage>(registry: &Registry<S>) -> Result<Bytes, Status> {
     let mut stack = [0u8; 1024];
     match wire::handle_list(registry, b"", &mut stack) {
         Ok(n) => return Ok(Bytes::copy_from_slice(&stack[..n])),
@@ -163,9 +163,9 @@ fn list_bytes<const N: usize>(registry: &Registry<N>) -> Result<Bytes, Status> {
 }
 
 #[tonic::async_trait]
-impl<const N: usize, R> Health for HealthService<R>
+impl<S: Storage, R> Health for HealthService<R>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
 {
     async fn check(
         &self,
@@ -227,8 +227,8 @@ where
 ///   mapped to those bytes (no task, channel or status copy per watcher).
 ///
 /// ```
-/// # use dubbo_health_core::DefaultRegistry;
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// # use dubbo_health_core::FixedRegistry;
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 /// let server = dubbo_health_tonic::HealthService::new(&HEALTH).server().max_request_size(64 * 1024);
 /// # drop(server);
 /// ```
@@ -242,8 +242,8 @@ impl<R> HealthServer<R> {
     /// Sets the largest request accepted, in bytes (default [`MAX_REQUEST_SIZE`]).
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::HealthService::new(&HEALTH).server().max_request_size(1024);
     /// # drop(server);
     /// ```
@@ -268,9 +268,9 @@ impl<R> NamedService for HealthServer<R> {
 
 struct CheckSvc<R>(R);
 
-impl<const N: usize, R> UnaryService<Name> for CheckSvc<R>
+impl<S: Storage, R> UnaryService<Name> for CheckSvc<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     type Response = Bytes;
     type Future = Ready<Result<Response<Bytes>, Status>>;
@@ -285,9 +285,9 @@ where
 
 struct ListSvc<R>(R);
 
-impl<const N: usize, R> UnaryService<ListRequest> for ListSvc<R>
+impl<S: Storage, R> UnaryService<ListRequest> for ListSvc<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     type Response = Bytes;
     type Future = Ready<Result<Response<Bytes>, Status>>;
@@ -299,9 +299,9 @@ where
 
 struct WatchSvc<R>(R);
 
-impl<const N: usize, R> ServerStreamingService<Name> for WatchSvc<R>
+impl<S: Storage, R> ServerStreamingService<Name> for WatchSvc<R>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
 {
     type Response = Bytes;
     type ResponseStream = WatchBytes<R>;
@@ -361,9 +361,9 @@ impl Future for ResponseFuture {
     }
 }
 
-impl<const N: usize, R, B> tower_service::Service<http::Request<B>> for HealthServer<R>
+impl<S: Storage, R, B> tower_service::Service<http::Request<B>> for HealthServer<R>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
     B: Body + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use dubbo_health_core::{Registry, StableDeref};
+use dubbo_health_core::{Registry, StableDeref, Storage};
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::server::TcpIncoming;
 
@@ -70,18 +70,18 @@ pub fn server_builder() -> tonic::transport::Server {
 /// The address cannot be bound, or the server fails.
 ///
 /// ```no_run
-/// use dubbo_health_core::DefaultRegistry;
+/// use dubbo_health_core::FixedRegistry;
 ///
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 ///
 /// #[tokio::main(flavor = "current_thread")]
 /// async fn main() -> std::io::Result<()> {
 ///     dubbo_health_tonic::serve("127.0.0.1:50051".parse().unwrap(), &HEALTH).await
 /// }
 /// ```
-pub async fn serve<const N: usize, R>(addr: SocketAddr, registry: R) -> io::Result<()>
+pub async fn serve<S: Storage, R>(addr: SocketAddr, registry: R) -> io::Result<()>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
 {
     let listener = TcpListener::bind(addr).await?;
     serve_with_shutdown(listener, registry, std::future::pending()).await
@@ -97,9 +97,9 @@ where
 /// The server fails.
 ///
 /// ```no_run
-/// use dubbo_health_core::DefaultRegistry;
+/// use dubbo_health_core::FixedRegistry;
 ///
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 ///
 /// #[tokio::main(flavor = "current_thread")]
 /// async fn main() -> std::io::Result<()> {
@@ -111,13 +111,13 @@ where
 ///     .await
 /// }
 /// ```
-pub async fn serve_with_shutdown<const N: usize, R, F>(
+pub async fn serve_with_shutdown<S: Storage, R, F>(
     listener: TcpListener,
     registry: R,
     signal: F,
 ) -> io::Result<()>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = ()>,
 {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -145,10 +145,10 @@ where
 ///
 /// ```
 /// use std::{sync::Arc, time::Duration};
-/// use dubbo_health_core::{DefaultRegistry, ServingStatus};
+/// use dubbo_health_core::{HeapRegistry, ServingStatus};
 /// use dubbo_health_tonic::Standalone;
 ///
-/// let registry = Arc::new(DefaultRegistry::new());
+/// let registry = Arc::new(HeapRegistry::new());
 /// let server = Standalone::start("127.0.0.1:0", Arc::clone(&registry)).unwrap();
 /// assert_ne!(server.local_addr().port(), 0);
 /// server.stop(Duration::from_secs(5)).unwrap();
@@ -173,17 +173,17 @@ impl Standalone {
     /// created.
     ///
     /// ```
-    /// use dubbo_health_core::DefaultRegistry;
+    /// use dubbo_health_core::FixedRegistry;
     ///
-    /// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
     /// println!("health on {}", server.local_addr());
     /// # drop(server);
     /// ```
-    pub fn start<const N: usize, A, R>(addr: A, registry: R) -> io::Result<Self>
+    pub fn start<S: Storage, A, R>(addr: A, registry: R) -> io::Result<Self>
     where
         A: ToSocketAddrs,
-        R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+        R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
     {
         let std_listener = StdTcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
@@ -238,8 +238,8 @@ impl Standalone {
     /// The address the server listens on.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
     /// assert!(server.local_addr().ip().is_loopback());
     /// ```
@@ -257,8 +257,8 @@ impl Standalone {
     /// The server had failed with an I/O error, or its thread panicked.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
     /// server.stop(std::time::Duration::from_secs(1)).unwrap();
     /// ```

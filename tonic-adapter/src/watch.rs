@@ -8,7 +8,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use dubbo_health_core::{wire, Registry, ServingStatus, StableDeref, Watch};
+use dubbo_health_core::{wire, Registry, ServingStatus, StableDeref, Storage, Watch};
 use dubbo_health_proto::pb::HealthCheckResponse;
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -24,11 +24,11 @@ pin_project! {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use dubbo_health_core::{DefaultRegistry, ServingStatus};
+    /// use dubbo_health_core::{HeapRegistry, ServingStatus};
     /// use dubbo_health_tonic::WatchStream;
     /// use futures::{executor::block_on, StreamExt};
     ///
-    /// let registry = Arc::new(DefaultRegistry::new());
+    /// let registry = Arc::new(HeapRegistry::new());
     /// let mut stream = Box::pin(WatchStream::new(Arc::clone(&registry), "svc").unwrap());
     /// let first = block_on(stream.next()).unwrap().unwrap();
     /// assert_eq!(first.status, ServingStatus::ServiceUnknown.as_i32());
@@ -40,9 +40,9 @@ pin_project! {
     }
 }
 
-impl<const N: usize, R> WatchStream<R>
+impl<S: Storage, R> WatchStream<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     /// A stream of `name`'s statuses in `registry`.
     ///
@@ -51,10 +51,10 @@ where
     /// [`dubbo_health_core::Error::NameTooLong`] over [`MAX_NAME`](dubbo_health_core::MAX_NAME) bytes.
     ///
     /// ```
-    /// use dubbo_health_core::{DefaultRegistry, Error};
+    /// use dubbo_health_core::{FixedRegistry, Error};
     /// use dubbo_health_tonic::WatchStream;
     ///
-    /// static REGISTRY: DefaultRegistry = DefaultRegistry::new();
+    /// static REGISTRY: FixedRegistry<64> = FixedRegistry::new();
     /// let err = WatchStream::new(&REGISTRY, &"x".repeat(201)).unwrap_err();
     /// assert_eq!(err, Error::NameTooLong { len: 201 });
     /// ```
@@ -69,8 +69,8 @@ impl<R> WatchStream<R> {
     /// The watched name.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static REGISTRY: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static REGISTRY: FixedRegistry<64> = FixedRegistry::new();
     /// let stream = dubbo_health_tonic::WatchStream::new(&REGISTRY, "svc").unwrap();
     /// assert_eq!(stream.name(), "svc");
     /// ```
@@ -81,8 +81,8 @@ impl<R> WatchStream<R> {
     /// The status sent last, if any.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static REGISTRY: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static REGISTRY: FixedRegistry<64> = FixedRegistry::new();
     /// let stream = dubbo_health_tonic::WatchStream::new(&REGISTRY, "svc").unwrap();
     /// assert_eq!(stream.last(), None);
     /// ```
@@ -91,9 +91,9 @@ impl<R> WatchStream<R> {
     }
 }
 
-impl<const N: usize, R> Stream for WatchStream<R>
+impl<S: Storage, R> Stream for WatchStream<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     type Item = Result<HealthCheckResponse, Status>;
 
@@ -123,9 +123,9 @@ pin_project! {
     }
 }
 
-impl<const N: usize, R> WatchBytes<R>
+impl<S: Storage, R> WatchBytes<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     pub(crate) fn new(registry: R, name: &str) -> Result<Self, dubbo_health_core::Error> {
         Ok(Self {
@@ -134,9 +134,9 @@ where
     }
 }
 
-impl<const N: usize, R> Stream for WatchBytes<R>
+impl<S: Storage, R> Stream for WatchBytes<R>
 where
-    R: StableDeref + Deref<Target = Registry<N>>,
+    R: StableDeref + Deref<Target = Registry<S>>,
 {
     type Item = Result<Bytes, Status>;
 

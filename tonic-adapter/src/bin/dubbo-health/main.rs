@@ -17,10 +17,7 @@ mod duration;
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use dubbo_health_core::DefaultRegistry;
-
-/// The registry `serve` publishes.
-static REGISTRY: DefaultRegistry = DefaultRegistry::new();
+use dubbo_health_core::HeapRegistry;
 
 /// How long `serve` waits for calls in flight after SIGTERM/SIGINT before it closes them.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -175,6 +172,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    // The registry `serve` publishes, for the life of the process.
+    let registry: &'static HeapRegistry = Box::leak(Box::new(HeapRegistry::new()));
     for item in &args.set {
         let Some((name, status)) = item.rsplit_once('=') else {
             eprintln!("error: --set {item:?}: expected NAME=STATUS");
@@ -182,7 +181,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         };
         let name = dubbo_health_tonic::control::unquote_name(name);
         let result = dubbo_health_tonic::control::parse_status(status)
-            .and_then(|s| REGISTRY.set(&name, s).map_err(|e| e.to_string()));
+            .and_then(|s| registry.set(&name, s).map_err(|e| e.to_string()));
         if let Err(e) = result {
             eprintln!("error: --set {item:?}: {e}");
             return ExitCode::from(1);
@@ -203,7 +202,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     if args.control_stdin {
-        tokio::spawn(dubbo_health_tonic::control::run_stdin(&REGISTRY));
+        tokio::spawn(dubbo_health_tonic::control::run_stdin(registry));
     }
     eprintln!("listening {addr}");
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -212,7 +211,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("draining: every service NOT_SERVING, watches ending");
         let _ = stopping_tx.send(());
     };
-    let server = dubbo_health_tonic::serve_with_shutdown(listener, &REGISTRY, signal);
+    let server = dubbo_health_tonic::serve_with_shutdown(listener, registry, signal);
     tokio::pin!(server);
     // After the signal, give calls in flight DRAIN_GRACE, then stop regardless.
     let result = tokio::select! {
