@@ -17,7 +17,7 @@ mod duration;
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use dubbo_health_core::HeapRegistry;
+use dubbo_health_core::{HeapRegistry, DEFAULT_CAPACITY};
 
 /// How long `serve` waits for calls in flight after SIGTERM/SIGINT before it closes them.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -58,6 +58,10 @@ struct ServeArgs {
     /// `shutdown`, `resume` (`""` is the empty name). Each is answered with one line on stdout.
     #[arg(long)]
     control_stdin: bool,
+    /// How many names the registry holds, "" included (1 to 16777215). Its memory is reserved
+    /// up front (about 290 bytes per name) but resident only as names are registered.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CAPACITY)]
+    capacity: usize,
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +124,7 @@ fn rewrite_single_dash(args: impl Iterator<Item = String>) -> Vec<String> {
         "rpc-timeout",
         "set",
         "control-stdin",
+        "capacity",
         "json",
         "gzip",
         "help",
@@ -173,7 +178,13 @@ fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> ExitCode {
     // The registry `serve` publishes, for the life of the process.
-    let registry: &'static HeapRegistry = Box::leak(Box::new(HeapRegistry::new()));
+    let registry: &'static HeapRegistry = match HeapRegistry::with_capacity(args.capacity) {
+        Ok(registry) => Box::leak(Box::new(registry)),
+        Err(e) => {
+            eprintln!("error: --capacity {}: {e}", args.capacity);
+            return ExitCode::from(1);
+        }
+    };
     for item in &args.set {
         let Some((name, status)) = item.rsplit_once('=') else {
             eprintln!("error: --set {item:?}: expected NAME=STATUS");
