@@ -26,23 +26,25 @@ const fn fold_mul(a: u64, b: u64) -> u64 {
     (r as u64) ^ ((r >> 64) as u64)
 }
 
+/// The little-endian `u64` at `b[i..i + 8]` (in range: callers check the length). One load:
+/// `split_at` + `first_chunk` are `const` and let the compiler see an 8-byte read.
 #[inline(always)]
 const fn read8(b: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes([
-        b[i],
-        b[i + 1],
-        b[i + 2],
-        b[i + 3],
-        b[i + 4],
-        b[i + 5],
-        b[i + 6],
-        b[i + 7],
-    ])
+    let (_, rest) = b.split_at(i);
+    match rest.first_chunk::<8>() {
+        Some(chunk) => u64::from_le_bytes(*chunk),
+        None => 0,
+    }
 }
 
+/// The little-endian `u32` at `b[i..i + 4]`, widened (in range: callers check the length).
 #[inline(always)]
 const fn read4(b: &[u8], i: usize) -> u64 {
-    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as u64
+    let (_, rest) = b.split_at(i);
+    match rest.first_chunk::<4>() {
+        Some(chunk) => u32::from_le_bytes(*chunk) as u64,
+        None => 0,
+    }
 }
 
 /// A registry's secret hash keys.

@@ -469,7 +469,7 @@ impl<S: Storage> Registry<S> {
             Ok((SetOutcome::Changed, job))
         })?;
         if let Some(job) = job {
-            self.finish(job, batch);
+            self.finish(job, &mut batch);
         }
         Ok(outcome)
     }
@@ -512,7 +512,7 @@ impl<S: Storage> Registry<S> {
         match cleared {
             Some(job) => {
                 if let Some(job) = job {
-                    self.finish(job, batch);
+                    self.finish(job, &mut batch);
                 }
                 Ok(true)
             }
@@ -595,7 +595,7 @@ impl<S: Storage> Registry<S> {
             )
         });
         if let Some(job) = job {
-            self.finish(job, batch);
+            self.finish(job, &mut batch);
         }
     }
 
@@ -637,7 +637,7 @@ impl<S: Storage> Registry<S> {
             )
         });
         if let Some(job) = job {
-            self.finish(job, batch);
+            self.finish(job, &mut batch);
         }
     }
 

@@ -34,13 +34,29 @@ fn name_word(bytes: &[u8], i: usize) -> usize {
     let start = i * WORD;
     match bytes.get(start..start + WORD) {
         Some(chunk) => usize::from_ne_bytes(chunk.try_into().unwrap_or_default()),
-        None => {
-            let mut word = [0u8; WORD];
-            let tail = &bytes[start.min(bytes.len())..];
-            word[..tail.len()].copy_from_slice(tail);
-            usize::from_ne_bytes(word)
-        }
+        None => tail_word(bytes.get(start..).unwrap_or_default()),
     }
+}
+
+/// Fewer than `WORD` bytes as a zero-padded word, copied in pieces of constant length (4, 2,
+/// 1 bytes): a copy of a variable length would be a `memcpy` call.
+#[inline(always)]
+fn tail_word(tail: &[u8]) -> usize {
+    let mut word = [0u8; WORD];
+    let len = tail.len().min(WORD - 1);
+    let mut at = 0;
+    if len - at >= 4 {
+        word[at..at + 4].copy_from_slice(&tail[at..at + 4]);
+        at += 4;
+    }
+    if len - at >= 2 {
+        word[at..at + 2].copy_from_slice(&tail[at..at + 2]);
+        at += 2;
+    }
+    if len > at {
+        word[at] = tail[at];
+    }
+    usize::from_ne_bytes(word)
 }
 
 /// One entry of the dense entry array, readable without the lock through a sequence lock.
@@ -140,7 +156,7 @@ impl Slot {
         tail.is_empty()
             || words
                 .next()
-                .is_some_and(|stored| stored.load(order) == name_word(tail, 0))
+                .is_some_and(|stored| stored.load(order) == tail_word(tail))
     }
 
     /// The status, if this slot holds `name` (with hash `hash`). Lock-free.

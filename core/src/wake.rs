@@ -13,7 +13,7 @@
 //! the next unvisited node, and starts the next round there. So no critical section is long,
 //! and each node of the bucket is visited once per registration.
 
-use core::{cell::UnsafeCell, ptr::NonNull, task::Waker};
+use core::{cell::UnsafeCell, mem::MaybeUninit, ptr::NonNull, task::Waker};
 
 use crate::{
     list::{filter_bit, Link, List, Node, Primary},
@@ -56,15 +56,18 @@ pub(crate) struct Job {
 }
 
 /// Wakers moved out of the lists under the lock and woken after it is released.
+///
+/// The first `len` entries of `wakers` are initialised; the rest are not (so making and
+/// dropping an empty batch costs nothing per entry).
 pub(crate) struct WakeBatch {
-    wakers: [Option<Waker>; WAKE_BATCH],
+    wakers: [MaybeUninit<Waker>; WAKE_BATCH],
     len: usize,
 }
 
 impl WakeBatch {
     pub(crate) const fn new() -> Self {
         Self {
-            wakers: [const { None }; WAKE_BATCH],
+            wakers: [const { MaybeUninit::uninit() }; WAKE_BATCH],
             len: 0,
         }
     }
@@ -77,7 +80,7 @@ impl WakeBatch {
         // A node without a waker is a watch between two lock rounds of its own poll; taking
         // it out of the list is its wake-up (its poll re-reads the status).
         if let Some(waker) = waker {
-            self.wakers[self.len] = Some(waker);
+            self.wakers[self.len].write(waker);
             self.len += 1;
         }
     }
@@ -86,12 +89,13 @@ impl WakeBatch {
     /// still woken, and the first panic is kept in `panic` for the caller to resume; without
     /// `std`, the panic unwinds and [`Finish`]'s drop guard wakes the rest.
     fn wake_all(&mut self, panic: &mut Panic) {
-        for slot in &mut self.wakers[..self.len] {
-            if let Some(waker) = slot.take() {
-                wake(waker, panic);
-            }
+        while self.len > 0 {
+            self.len -= 1;
+            // Safety: entries below the old `len` are initialised; lowering `len` first hands
+            // this one over, so it is read (and consumed) exactly once, even if `wake` panics.
+            let waker = unsafe { self.wakers[self.len].assume_init_read() };
+            wake(waker, panic);
         }
-        self.len = 0;
     }
 }
 
@@ -327,7 +331,19 @@ impl<S: Storage> Registry<S> {
     /// If a waker panics, every other node of the job is still woken, and then the first
     /// panic is resumed (with `std`; without it, the drop guard finishes the job while the
     /// panic unwinds).
-    pub(crate) fn finish(&self, job: Job, batch: WakeBatch) {
+    pub(crate) fn finish(&self, job: Job, batch: &mut WakeBatch) {
+        if !job.more {
+            // Everything fitted in the first round: wake it, no marker or drop guard needed
+            // (without `std`, a panicking wake unwinds through the caller, whose `WakeBatch`
+            // drop wakes the rest).
+            let mut panic = Panic::default();
+            batch.wake_all(&mut panic);
+            #[cfg(feature = "std")]
+            if let Some(payload) = panic {
+                std::panic::resume_unwind(payload);
+            }
+            return;
+        }
         // The marker of a bucket walk: declared first, so it outlives `finish`, and only ever
         // reached through this shared reference (and, while linked, through the bucket under
         // the lock), so other writers may write it.
@@ -338,8 +354,10 @@ impl<S: Storage> Registry<S> {
             batch,
             marker: &marker,
             panic: Panic::default(),
+            done: false,
         };
         finish.run();
+        finish.done = true;
         #[cfg(feature = "std")]
         if let Some(payload) = finish.panic.take() {
             std::panic::resume_unwind(payload);
@@ -351,9 +369,11 @@ impl<S: Storage> Registry<S> {
 struct Finish<'r, S: Storage> {
     registry: &'r Registry<S>,
     job: Job,
-    batch: WakeBatch,
+    batch: &'r mut WakeBatch,
     marker: &'r UnsafeCell<Node>,
     panic: Panic,
+    /// `run` returned: nothing is left for the drop guard.
+    done: bool,
 }
 
 impl<S: Storage> Finish<'_, S> {
@@ -364,7 +384,7 @@ impl<S: Storage> Finish<'_, S> {
             if !self.job.more {
                 return;
             }
-            let (job, batch) = (&mut self.job, &mut self.batch);
+            let (job, batch) = (&mut self.job, &mut *self.batch);
             job.more = self.registry.locked(|l| l.collect(job, batch, marker));
         }
     }
@@ -372,8 +392,11 @@ impl<S: Storage> Finish<'_, S> {
 
 impl<S: Storage> Drop for Finish<'_, S> {
     fn drop(&mut self) {
-        // Only does anything after a panic unwound out of `run` (no `std`): the other
-        // watchers still hear the change. A second panic while unwinding aborts, as Rust does.
+        if self.done {
+            return;
+        }
+        // A panic unwound out of `run` (no `std`): the other watchers still hear the change.
+        // A second panic while unwinding aborts, as Rust does.
         self.run();
         // `run` ends with the marker unlinked (a round that returns "no more" has taken it
         // out); never leave it in a bucket whatever happened.

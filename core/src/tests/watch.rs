@@ -319,7 +319,7 @@ fn a_set_wakes_only_the_nodes_parked_before_it() {
         assert_eq!(poll(w.as_mut(), waker), Poll::Pending);
     }
     r.locked(|l| l.header.epoch += 1);
-    r.finish(job, batch);
+    r.finish(job, &mut batch);
     // Each watcher parked before the first writer's bump was woken once; the re-parked ones
     // were not woken again, whatever the epoch did meanwhile.
     let counts: Vec<usize> = wakers.iter().map(|(c, _)| c.count()).collect();
