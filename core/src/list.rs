@@ -100,6 +100,12 @@ impl Linkage for Unknown {
 /// stay valid (not moved, not dropped) until it is removed: `Watch` guarantees both, because it
 /// is pinned while linked and removes its node under the lock in `Drop`.
 ///
+/// These methods write nodes owned by other threads' watches, whose owners may hold a
+/// `Pin<&mut Watch>` meanwhile. Besides the lock, that relies on the watch being `!Unpin`
+/// (`PhantomPinned`), which exempts `&mut` references to it from the uniqueness guarantee, and
+/// on the node living in an `UnsafeCell`; a writer's marker node is reached only through a
+/// shared reference to its `UnsafeCell`.
+///
 /// All-zero bits are an empty list (a zeroed allocation is a valid array of them).
 #[derive(Debug)]
 pub(crate) struct List<L> {
