@@ -11,13 +11,15 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}   # maturin reuses the 
     maturin==1.16.0 \
     pytest pytest-timeout \
     grpcio==1.85.3 grpcio-health-checking==1.85.1 protobuf \
-    mypy==2.4.1 ruff==0.17.6 types-grpcio types-protobuf typing-extensions
+    mypy==2.4.1 ruff==0.17.6 types-grpcio types-protobuf typing-extensions \
+    h2==4.3.0   # raw HTTP/2 requests in tests/test_grpcio.py (the same pin as tests/interop)
 
 if [ ! -x "$HOME/go/bin/grpc-health-probe" ]; then
     go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.61
 fi
 
-"$PY" -m pip install -q ./python
+# With the dubbo extra: apache-dubbo 3.0.0b1, the host python/tests/test_dubbo.py serves from.
+"$PY" -m pip install -q "./python[dubbo]"
 mkdir -p "$CARGO_TARGET_DIR"
 "$PY" - <<'PYEOF' > "$CARGO_TARGET_DIR/python-installed.stamp"
 import dubbo_health

@@ -4,8 +4,9 @@
 #   make c-header              regenerate c-api/include/dubbo_health.h (cbindgen, pinned)
 #   make install PREFIX=/usr/local   header, libdubbo_health.{so,a}, pkg-config, CMake package
 #   make test-c                C tests (ASan + UBSan + LeakSanitizer, static library)
+#   make test-c-tsan           the same under ThreadSanitizer, Rust std included
 
-TEST_TARGETS += test-c-header test-c test-c-valgrind test-c-grpcpp test-c-fuzz
+TEST_TARGETS += test-c-header test-c test-c-valgrind test-c-tsan test-c-grpcpp test-c-fuzz
 
 PREFIX ?= /usr/local
 CBINDGEN_VERSION := 0.29.4
@@ -22,7 +23,7 @@ C_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 C_TEST_PREFIX := $(C_OUT)/prefix
 
 .PHONY: c-header c-lib-debug c-lib-release install install-c test-c-header test-c test-c-valgrind \
-	test-c-grpcpp test-c-fuzz
+	test-c-tsan test-c-grpcpp test-c-fuzz
 
 install: install-c
 
@@ -85,6 +86,35 @@ test-c-valgrind: c-lib-debug
 		DH_TEST_SLOW=1 timeout 600 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 			--show-leak-kinds=definite $(C_OUT)/plain/$$t; \
 	done
+
+# ThreadSanitizer over both sides: the library (and the Rust standard library, rebuilt with
+# -Zbuild-std) is instrumented by nightly rustc, the tests by cc -fsanitize=thread, and both
+# link the LLVM TSan runtime that ships with that nightly (the C compiler's own libtsan may
+# be older than what rustc emits). Without the `server` feature, so test_server is left
+# out (its tonic/tokio stack would triple the build); every other C test runs.
+C_TSAN_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
+C_TSAN_BUILD := $(CARGO_TARGET_DIR)/tsan
+C_TSAN_LIB := $(C_TSAN_BUILD)/$(C_TSAN_TARGET)/debug/libdubbo_health.a
+C_TSAN_RT = $(shell rustc +nightly --print sysroot)/lib/rustlib/$(C_TSAN_TARGET)/lib/librustc-nightly_rt.tsan.a
+C_TSAN_TESTS := $(filter-out test_server,$(C_TESTS))
+C_TSAN_LINK = -Wl,--whole-archive $(C_TSAN_RT) -Wl,--no-whole-archive $(C_NATIVE_LIBS) -lstdc++
+test-c-tsan:
+	RUSTFLAGS=-Zsanitizer=thread CARGO_TARGET_DIR=$(C_TSAN_BUILD) $(CARGO) +nightly build -Zbuild-std \
+		--target $(C_TSAN_TARGET) -p dubbo-health-c --no-default-features --locked
+	@mkdir -p $(C_OUT)/tsan
+	test -f $(C_TSAN_RT)
+	set -e; for t in $(C_TSAN_TESTS); do \
+		cc $(C_WARN) -g -O1 -fsanitize=thread -I$(C_DIR)/include -I$(C_DIR)/tests -c $(C_DIR)/tests/$$t.c -o $(C_OUT)/tsan/$$t.o; \
+		cc $(C_OUT)/tsan/$$t.o $(C_TSAN_LIB) $(C_TSAN_LINK) -o $(C_OUT)/tsan/$$t; \
+	done
+	@# ThreadSanitizer is really on: a program with a data race must fail under the same flags.
+	printf '#include <pthread.h>\nint n;\nvoid *add(void *p) { n++; return p; }\nint main(void) { pthread_t t; pthread_create(&t, 0, add, 0); n++; pthread_join(t, 0); return 0; }\n' > $(C_OUT)/tsan/race.c
+	cc -g -fsanitize=thread -c $(C_OUT)/tsan/race.c -o $(C_OUT)/tsan/race.o && cc $(C_OUT)/tsan/race.o $(C_TSAN_LINK) -o $(C_OUT)/tsan/race
+	if TSAN_OPTIONS=halt_on_error=1 $(C_OUT)/tsan/race 2>/dev/null; then echo "ThreadSanitizer did not report a race"; exit 1; fi
+	set -e; passed=0; for t in $(C_TSAN_TESTS); do \
+		echo "::: $$t (ThreadSanitizer)"; \
+		DH_TEST_SLOW=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 timeout 300 $(C_OUT)/tsan/$$t; passed=$$((passed+1)); \
+	done; echo "test-c-tsan: $$passed passed, 0 failed (test_server needs the server feature: not built here)"
 
 install-c: c-lib-release
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/DubboHealth

@@ -1,13 +1,15 @@
 # Side-by-side benchmarks: dubbo-health against stock tonic-health, grpc-go and grpc C++ health
 # services (tests/bench, load generator in tests/loadgen). Results go to docs/bench.md + .png.
 #   make bench-quick   reduced sizes, one repeat (< 2 min), for development
-#   make bench         the full run (≥ 3 repeats, 10k/50k/100k watchers), part of `make bench`
+#   make bench         the full run (≥ 3 repeats, 10k/50k/100k/200k watchers, probe churn, the
+#                      mounted comparison), part of `make bench`
 
 BENCH_DIR := $(CARGO_TARGET_DIR)/bench
 BENCH_RELEASE := $(CARGO_TARGET_DIR)/release
 BENCH_SERVERS = \
 	--server 'dubbo-health=$(BENCH_RELEASE)/dubbo-health serve --addr 127.0.0.1:0 --control-stdin' \
 	--server 'tonic-health=$(BENCH_RELEASE)/tonic-health-anchor --addr 127.0.0.1:0' \
+	--server 'dubbo-health mounted=$(BENCH_RELEASE)/tonic-health-anchor --addr 127.0.0.1:0 --mount dubbo-health' \
 	--server 'grpc-go=$(BENCH_DIR)/grpc-go-anchor --addr 127.0.0.1:0' \
 	--server 'grpc-c++=$(BENCH_DIR)/grpcpp/grpcpp-anchor --addr 127.0.0.1:0'
 

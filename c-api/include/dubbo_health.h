@@ -29,8 +29,8 @@
 #define DH_CHECK_RESPONSE_MAX_LEN 2
 
 // A buffer this large always holds an encoded `HealthListResponse` (at most
-// `DH_LIST_LIMIT` names of at most `DH_MAX_NAME` bytes).
-#define DH_LIST_RESPONSE_MAX_LEN 21504
+// `DH_LIST_LIMIT` names of at most `DH_MAX_NAME` bytes, 210 bytes each).
+#define DH_LIST_RESPONSE_MAX_LEN (DH_LIST_LIMIT * (DH_MAX_NAME + 10))
 
 // Request bytes longer than this are refused with gRPC `RESOURCE_EXHAUSTED`, as a
 // gRPC server with the default 4 MiB message limit would.
@@ -53,8 +53,8 @@ typedef struct dh_server dh_server;
 //
 // Opaque; made by `dh_watch_new` or `dh_watch_from_request`, freed with `dh_watch_free`.
 // All functions on it are thread-safe; calls that take statuses out of it
-// (`dh_watch_next`, `dh_watch_try_next`, `dh_watch_next_encoded`) are serialised, so
-// with several consumers each status goes to one of them.
+// (`dh_watch_next`, `dh_watch_try_next`, `dh_watch_next_encoded`) each take a different
+// status, so with several consumers each status goes to one of them.
 typedef struct dh_watch dh_watch;
 
 // What every `dh_` function returns: `DH_OK` (0) or one of the negative `DH_*` codes.
@@ -221,10 +221,12 @@ dh_result dh_debug_panic(void);
 //   over `DH_MAX_REQUEST_LEN`: `out[0..*out_len]` is the UTF-8 status message to send
 //   (cut to fit `out_cap`).
 //
-// Allocation-free and lock-free on the OK path.
+// Never takes a lock, and never allocates when it returns `DH_OK` (whatever gRPC code it
+// gives).
 //
 // # Errors
-// * `DH_BUFFER_TOO_SMALL`: the response does not fit; `*out_len` is the size needed.
+// * `DH_BUFFER_TOO_SMALL`: the response does not fit; `*out_len` is the size needed and
+//   `*grpc_code_out` is untouched.
 // * `DH_NULL_PARAMETER`: `reg`, `out_len` or `grpc_code_out` is NULL, or `req` / `out`
 //   is NULL with a non-zero length.
 //
@@ -243,7 +245,8 @@ dh_result dh_handle_check(const dh_registry *reg, const uint8_t *req, size_t req
 //
 // # Errors
 // * `DH_BUFFER_TOO_SMALL`: `*out_len` is the size needed at the time of the call (names
-//   may be added before a retry; `DH_LIST_RESPONSE_MAX_LEN` always suffices).
+//   may be added before a retry; `DH_LIST_RESPONSE_MAX_LEN` always suffices);
+//   `*grpc_code_out` is untouched, and `out[0..out_cap]` may hold the start of the answer.
 // * `DH_NULL_PARAMETER`: as for `dh_handle_check`.
 //
 // # Safety
@@ -397,7 +400,8 @@ void dh_registry_free(dh_registry *reg);
 // Thread-safe; never blocks on watchers (it only wakes them).
 dh_result dh_set(const dh_registry *reg, const uint8_t *name, size_t name_len, dh_status status, dh_set_outcome *outcome_out);
 
-// Reads the status of `name` into `*status_out`. Lock-free and allocation-free.
+// Reads the status of `name` into `*status_out`. Never takes a lock and never allocates,
+// whether the name is registered or not.
 //
 // # Errors
 // * `DH_NOT_FOUND`: the name is not registered (`*status_out` is untouched).
@@ -538,10 +542,13 @@ dh_result dh_server_start(const dh_registry *reg, const char *addr, dh_server **
 // Thread-safe.
 dh_result dh_server_local_port(const dh_server *srv, uint16_t *port_out);
 
-// Stops the server gracefully and waits for it: the registry is shut down first
-// (`dh_shutdown`: every name reports NOT_SERVING, so watchers see it), then every watch on
-// the registry ends (C watches too: they report `DH_CLOSED`), then the port closes after
-// in-flight calls finish or `grace_ms` milliseconds pass, whichever is first.
+// Stops the server gracefully and waits for it, draining only this server: it stops
+// accepting, each of its gRPC Watch streams (including ones that open during the drain)
+// gets a last NOT_SERVING message (unless that is what it sent last) and ends, GOAWAY goes
+// out, and whatever is still open after `grace_ms` milliseconds is closed. The registry is
+// not touched: statuses stay as they are, `dh_watch` watches keep running, and other
+// servers on the same registry keep serving. For a drain every door sees, call
+// `dh_shutdown(reg)` first (every name NOT_SERVING), then `dh_server_stop`.
 //
 // # Errors
 // * `DH_INVALID_STATE`: the server was already stopped.
@@ -551,7 +558,8 @@ dh_result dh_server_local_port(const dh_server *srv, uint16_t *port_out);
 // # Safety
 // `srv` is a live handle.
 //
-// Thread-safe; blocks for up to about `grace_ms` milliseconds.
+// Thread-safe; returns within about `grace_ms` milliseconds (sooner once every connection
+// has closed).
 dh_result dh_server_stop(const dh_server *srv, uint32_t grace_ms);
 
 // Frees a server handle. If `dh_server_stop` was not called, the server is stopped at
@@ -620,7 +628,9 @@ dh_result dh_watch_try_next(const dh_watch *w, dh_status *status_out);
 // watch ends the fd becomes readable and `dh_watch_try_next` returns `DH_CLOSED`.
 //
 // The watch owns the fd: the caller must not close it, and it is closed by
-// `dh_watch_free` (remove it from your poll set first). Every call returns the same fd.
+// `dh_watch_free` (remove it from your poll set first; if another thread is delivering a
+// change to the watch at that moment, the fd is closed right after). Every call returns
+// the same fd.
 //
 // # Errors
 // * `DH_UNSUPPORTED`: not on Linux (use `dh_watch_set_callback`).
@@ -634,27 +644,42 @@ dh_result dh_watch_try_next(const dh_watch *w, dh_status *status_out);
 dh_result dh_watch_fd(const dh_watch *w, int *fd_out);
 
 // Installs `callback`, called with `userdata` whenever the watch may have a new status;
-// NULL removes it. The callback should be quick: typically it schedules a
-// `dh_watch_try_next` call, or makes that call itself.
+// NULL removes it. Typically the callback takes statuses with `dh_watch_try_next` until
+// `DH_WOULD_BLOCK`, or schedules that on the host's own loop.
 //
-// It is called once right away (from this function) when it is installed, since the
-// first status is ready at once. Later it runs on whichever thread caused the change (a
-// `dh_set`, `dh_clear`, `dh_shutdown`, `dh_end_watches` or `dh_watch_close` caller, or a
-// server thread), never twice at the same time for one watch, and never after
-// `dh_watch_set_callback(w, NULL, ..)` or `dh_watch_free` has returned.
+// Callbacks run on the library's callback thread: one thread per process, started by the
+// first call that installs a callback, that runs the callbacks of every watch one at a
+// time. Never on the thread that called `dh_set` (or any other `dh_` function), and never
+// while the library holds a lock: `dh_set` only queues the callback and returns at once,
+// whatever callbacks do. So keep callbacks short and non-blocking: a slow one delays the
+// callbacks of other watches (never a `dh_set`), and one that waits for another
+// callback to run waits forever.
 //
-// Inside the callback you may call `dh_watch_try_next` and `dh_watch_close` on this watch
-// and any function on other handles (a wake the callback causes on its own watch makes it
-// run once more after it returns, never recursively). You must not call
-// `dh_watch_set_callback` or `dh_watch_free` on this watch from inside its callback, nor
-// block in `dh_watch_next` there.
+// Once installed, the callback runs soon (the first status is ready at once), then after
+// each change (under a burst, once for several), and once more when the watch ends
+// (`dh_watch_close`, `dh_end_watches`, the last registry handle freed). It never runs
+// twice at the same time.
+//
+// Inside a callback you may call any `dh_` function on any handle: `dh_watch_try_next`,
+// `dh_set` of any name (one another callback watches included), `dh_watch_set_callback`
+// and `dh_watch_free` on this watch or another. A change the callback causes on its own
+// watch makes it run once more after it returns, never recursively. Avoid blocking calls
+// there (`dh_watch_next` with a long timeout, `dh_server_stop`): they hold up every
+// callback.
+//
+// When this returns, the previous callback (if any) is not running and will not run again,
+// so its `userdata` may be freed; called from that callback itself, it returns at once
+// (the callback cannot run again after it returns). Do not hold a lock here that your
+// callback takes: this may wait for a running callback.
 //
 // # Errors
-// `DH_NULL_PARAMETER` if `w` is NULL.
+// * `DH_NULL_PARAMETER`: `w` is NULL.
+// * `DH_IO`: the callback thread could not be started (`dh_last_error_message` says why).
 //
 // # Safety
-// `w` is a live handle; `callback` is safe to call with `userdata` from any thread until
-// it is removed.
+// `w` is a live handle; `callback` is safe to call with `userdata` on another thread (the
+// callback thread) until it is removed, and does not unwind (no C++ exception may leave
+// it).
 //
 // Thread-safe.
 dh_result dh_watch_set_callback(const dh_watch *w, dh_watch_callback callback, void *userdata);
@@ -673,12 +698,14 @@ dh_result dh_watch_set_callback(const dh_watch *w, dh_watch_callback callback, v
 dh_result dh_watch_close(const dh_watch *w);
 
 // Frees a watch (closing it first), its eventfd, and its hold on the registry. NULL is a
-// no-op. When this returns, the callback is not running and will not run again.
+// no-op. When this returns, the callback is not running and will not run again (as for
+// `dh_watch_set_callback(w, NULL, NULL)`, which this waits like). The watch's own callback
+// may free it: then this does not wait for itself, and the callback must not use `w`
+// after it.
 //
 // # Safety
 // `w` is NULL or a live handle that no other thread is using (close it and let blocked
-// callers return first); do not call this twice on the same handle, nor from the
-// watch's own callback.
+// callers return first); do not call this twice on the same handle.
 void dh_watch_free(dh_watch *w);
 
 #ifdef __cplusplus

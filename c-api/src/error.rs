@@ -15,7 +15,7 @@
 //! ```
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
 
 use crate::ffi::{bytes_out, write_out};
@@ -109,7 +109,11 @@ pub(crate) fn result_name(result: dh_result) -> &'static str {
 // === last error ===
 
 thread_local! {
-    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The last error's text when it is a static string: set without allocating (this slot
+    /// has no destructor, so even a thread's first error registers nothing).
+    static LAST_STATIC: Cell<Option<&'static str>> = const { Cell::new(None) };
+    /// The last error's text otherwise (`LAST_STATIC` is then `None`).
+    static LAST_OWNED: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 /// A failed call: the code it returns and the text `dh_last_error_message` gives.
@@ -127,9 +131,13 @@ impl Failure {
         }
     }
 
-    /// Stores the message as this thread's last error and returns the code.
+    /// Stores the message as this thread's last error and returns the code. A static
+    /// message is stored without allocating.
     pub(crate) fn record(self) -> dh_result {
-        set_last_error(&self.message);
+        match self.message {
+            Cow::Borrowed(text) => set_static_error(text),
+            Cow::Owned(text) => set_last_error(&text),
+        }
         self.code
     }
 }
@@ -149,14 +157,27 @@ impl From<dubbo_health_core::Error> for Failure {
     }
 }
 
+fn set_static_error(message: &'static str) {
+    let _ = LAST_STATIC.try_with(|slot| slot.set(Some(message)));
+}
+
 fn set_last_error(message: &str) {
     // `try_with`: during thread teardown the slot may be gone; then there is nowhere to keep it.
-    let _ = LAST_ERROR.try_with(|slot| {
+    let _ = LAST_OWNED.try_with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut() {
             slot.clear();
             slot.push_str(message);
+            let _ = LAST_STATIC.try_with(|slot| slot.set(None));
         }
     });
+}
+
+/// Runs `f` on the calling thread's last error text.
+fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> Option<R> {
+    match LAST_STATIC.try_with(Cell::get).ok()? {
+        Some(text) => Some(f(text)),
+        None => LAST_OWNED.try_with(|slot| f(&slot.borrow())).ok(),
+    }
 }
 
 pub(crate) fn record_panic(payload: &(dyn std::any::Any + Send)) {
@@ -202,8 +223,7 @@ pub unsafe extern "C" fn dh_last_error_message(
             Ok(out) => out,
             Err(f) => return f.code,
         };
-        let copied = LAST_ERROR.try_with(|slot| {
-            let text = slot.borrow();
+        let copied = with_last_error(|text| {
             let needed = text.len() + 1;
             if out.len() < needed {
                 return Err(needed);
@@ -213,9 +233,9 @@ pub unsafe extern "C" fn dh_last_error_message(
             Ok(text.len())
         });
         let (code, len) = match copied {
-            Ok(Ok(len)) => (DH_OK, len),
-            Ok(Err(needed)) => (DH_BUFFER_TOO_SMALL, needed),
-            Err(_) => return DH_INVALID_STATE,
+            Some(Ok(len)) => (DH_OK, len),
+            Some(Err(needed)) => (DH_BUFFER_TOO_SMALL, needed),
+            None => return DH_INVALID_STATE,
         };
         // Safety: checked non-NULL above; valid for writes by the caller's promise.
         let _ = unsafe { write_out(len_out, "len_out", len) };
@@ -281,6 +301,35 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), codes.len());
         assert_eq!(result_name(-1000), "DH_UNKNOWN_RESULT\0");
+    }
+
+    fn last_error() -> String {
+        let mut buf = [0 as c_char; 128];
+        let mut len = 0;
+        assert_eq!(
+            unsafe { dh_last_error_message(buf.as_mut_ptr(), buf.len(), &mut len) },
+            DH_OK
+        );
+        String::from_utf8(buf[..len].iter().map(|&c| c as u8).collect()).unwrap()
+    }
+
+    #[test]
+    fn static_and_owned_messages_take_turns() {
+        assert_eq!(last_error(), "");
+        assert_eq!(
+            Failure::new(DH_NOT_FOUND, "static one").record(),
+            DH_NOT_FOUND
+        );
+        assert_eq!(last_error(), "static one");
+        assert_eq!(
+            Failure::new(DH_FULL, format!("owned {}", 2)).record(),
+            DH_FULL
+        );
+        assert_eq!(last_error(), "owned 2");
+        Failure::new(DH_NOT_FOUND, "static again").record();
+        assert_eq!(last_error(), "static again");
+        Failure::new(DH_FULL, String::from("owned again")).record();
+        assert_eq!(last_error(), "owned again");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! }
 //! ```
 
+use std::fmt;
 use std::sync::Arc;
 
 use dubbo_health_core::wire::{self, RpcError};
@@ -30,14 +31,31 @@ use crate::status::{dh_status, status_from_c, DH_MAX_REQUEST_LEN};
 use crate::watch::{dh_watch, timeout_from_ms, watch_ref, WatchHandle};
 
 /// Writes `text` into `out`, cut at a character boundary if it does not fit; returns the
-/// bytes written.
-fn write_message(text: &str, out: &mut [u8]) -> usize {
-    let mut n = text.len().min(out.len());
-    while !text.is_char_boundary(n) {
-        n -= 1;
+/// bytes written. Formats straight into `out`: no allocation.
+fn write_message(text: impl fmt::Display, out: &mut [u8]) -> usize {
+    struct Cut<'a> {
+        out: &'a mut [u8],
+        len: usize,
     }
-    out[..n].copy_from_slice(&text.as_bytes()[..n]);
-    n
+    impl fmt::Write for Cut<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let mut n = s.len().min(self.out.len() - self.len);
+            while !s.is_char_boundary(n) {
+                n -= 1;
+            }
+            self.out[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.len += n;
+            // Once cut, stop: what was written stays a prefix of the message.
+            if n < s.len() {
+                Err(fmt::Error)
+            } else {
+                Ok(())
+            }
+        }
+    }
+    let mut cut = Cut { out, len: 0 };
+    let _ = fmt::write(&mut cut, format_args!("{text}"));
+    cut.len
 }
 
 /// A core handler: `wire::handle_check` or `wire::handle_list`.
@@ -64,8 +82,8 @@ unsafe fn handle(
     let registry = unsafe { registry_ref(reg) }?;
     let out = unsafe { bytes_out(out, out_cap, "out") }?;
     let (code, len) = if req_len > DH_MAX_REQUEST_LEN {
-        let text = format!("request is {req_len} bytes; the limit is {DH_MAX_REQUEST_LEN}");
-        (GrpcCode::ResourceExhausted, write_message(&text, out))
+        let text = format_args!("request is {req_len} bytes; the limit is {DH_MAX_REQUEST_LEN}");
+        (GrpcCode::ResourceExhausted, write_message(text, out))
     } else {
         let req = unsafe { bytes_in(req, req_len, "req") }?;
         match call(registry, req, out) {
@@ -77,7 +95,7 @@ unsafe fn handle(
                     format!("output buffer holds {} bytes, {needed} needed", out.len()),
                 ));
             }
-            Err(e) => (e.code(), write_message(&e.to_string(), out)),
+            Err(e) => (e.code(), write_message(e, out)),
         }
     };
     unsafe {
@@ -98,10 +116,12 @@ unsafe fn handle(
 ///   over `DH_MAX_REQUEST_LEN`: `out[0..*out_len]` is the UTF-8 status message to send
 ///   (cut to fit `out_cap`).
 ///
-/// Allocation-free and lock-free on the OK path.
+/// Never takes a lock, and never allocates when it returns `DH_OK` (whatever gRPC code it
+/// gives).
 ///
 /// # Errors
-/// * `DH_BUFFER_TOO_SMALL`: the response does not fit; `*out_len` is the size needed.
+/// * `DH_BUFFER_TOO_SMALL`: the response does not fit; `*out_len` is the size needed and
+///   `*grpc_code_out` is untouched.
 /// * `DH_NULL_PARAMETER`: `reg`, `out_len` or `grpc_code_out` is NULL, or `req` / `out`
 ///   is NULL with a non-zero length.
 ///
@@ -134,7 +154,8 @@ pub unsafe extern "C" fn dh_handle_check(
 ///
 /// # Errors
 /// * `DH_BUFFER_TOO_SMALL`: `*out_len` is the size needed at the time of the call (names
-///   may be added before a retry; `DH_LIST_RESPONSE_MAX_LEN` always suffices).
+///   may be added before a retry; `DH_LIST_RESPONSE_MAX_LEN` always suffices);
+///   `*grpc_code_out` is untouched, and `out[0..out_cap]` may hold the start of the answer.
 /// * `DH_NULL_PARAMETER`: as for `dh_handle_check`.
 ///
 /// # Safety
@@ -308,6 +329,19 @@ mod tests {
     use crate::error::*;
     use crate::registry::*;
     use std::ptr::{null, null_mut};
+
+    #[test]
+    fn messages_are_cut_at_a_character_boundary() {
+        let mut out = [0u8; 4];
+        assert_eq!(write_message("caf\u{e9}", &mut out), 3); // é does not fit
+        assert_eq!(&out[..3], b"caf");
+        let mut out = [0u8; 16];
+        let n = write_message(format_args!("{} and {}", "one", "two"), &mut out);
+        assert_eq!(&out[..n], b"one and two");
+        let mut out = [0u8; 5];
+        let n = write_message(format_args!("{}{}", "abc", "def"), &mut out);
+        assert_eq!(&out[..n], b"abcde");
+    }
 
     #[test]
     fn check_answers_ok_not_found_and_invalid() {

@@ -8,7 +8,8 @@
 //!   `dh_shutdown`, `dh_resume`, `dh_list`;
 //! * watches ([`dh_watch`]): blocking (`dh_watch_next`), pollable through a file
 //!   descriptor (`dh_watch_fd` + `dh_watch_try_next`) or a callback
-//!   (`dh_watch_set_callback`);
+//!   (`dh_watch_set_callback`, run on the library's callback thread, never on the thread
+//!   that called `dh_set`);
 //! * bytes-level gRPC handlers (`dh_handle_check`, `dh_handle_list`,
 //!   `dh_watch_from_request`, `dh_watch_next_encoded`) so any C/C++ gRPC server can serve
 //!   `grpc.health.v1.Health` itself;
@@ -17,8 +18,17 @@
 //! # Conventions
 //!
 //! Every function returns a [`dh_result`]: [`DH_OK`] (0)
-//! or a negative, named error code; outputs are written through pointers and only on
-//! success. `dh_last_error_message` gives the text of the calling thread's last error.
+//! or a negative, named error code. Outputs are written through pointers, on success;
+//! on an error every output is left untouched, with exactly two exceptions, both stated
+//! where they apply:
+//!
+//! * [`DH_BUFFER_TOO_SMALL`]: the length output (`*out_len`, `*len_out`) receives the
+//!   capacity needed (and `dh_handle_list` may have written the start of its answer into
+//!   the buffer);
+//! * [`DH_INVALID_REQUEST`] from `dh_watch_from_request`: `*grpc_code_out` receives the
+//!   gRPC code to end the call with.
+//!
+//! `dh_last_error_message` gives the text of the calling thread's last error.
 //! A NULL pointer where one is required is [`DH_NULL_PARAMETER`];
 //! a panic never unwinds into C, it becomes [`DH_PANIC`].
 //! Names are `(const uint8_t *ptr, size_t len)` of UTF-8, no NUL terminator needed; a
@@ -54,6 +64,7 @@
 
 #[macro_use]
 mod ffi;
+mod dispatch;
 
 // In this order in the header.
 pub mod error;

@@ -221,7 +221,8 @@ pub unsafe extern "C" fn dh_set(
     }
 }
 
-/// Reads the status of `name` into `*status_out`. Lock-free and allocation-free.
+/// Reads the status of `name` into `*status_out`. Never takes a lock and never allocates,
+/// whether the name is registered or not.
 ///
 /// # Errors
 /// * `DH_NOT_FOUND`: the name is not registered (`*status_out` is untouched).
@@ -246,7 +247,8 @@ pub unsafe extern "C" fn dh_get(
         let name = unsafe { name_in(name, name_len) }?;
         match registry.get(name) {
             Some(status) => unsafe { write_out(status_out, "status_out", status_to_c(status)) },
-            None => Err(Failure::new(DH_NOT_FOUND, format!("{name:?} is not registered"))),
+            // A static message: this path does not allocate either.
+            None => Err(Failure::new(DH_NOT_FOUND, "the name is not registered")),
         }
     }
 }

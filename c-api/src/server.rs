@@ -13,7 +13,8 @@
 //!     assert_eq!(dh_server_start(reg, c"127.0.0.1:0".as_ptr(), &mut srv), DH_OK);
 //!     dh_server_local_port(srv, &mut port);
 //!     println!("health on 127.0.0.1:{port}");
-//!     dh_server_stop(srv, 1000); // NOT_SERVING first, then the port closes
+//!     dh_shutdown(reg); // optional: every door reports NOT_SERVING
+//!     dh_server_stop(srv, 1000); // this server's watchers get NOT_SERVING, then the port closes
 //!     dh_server_free(srv);
 //!     dh_registry_free(reg);
 //! }
@@ -203,10 +204,13 @@ pub unsafe extern "C" fn dh_server_local_port(
     }
 }
 
-/// Stops the server gracefully and waits for it: the registry is shut down first
-/// (`dh_shutdown`: every name reports NOT_SERVING, so watchers see it), then every watch on
-/// the registry ends (C watches too: they report `DH_CLOSED`), then the port closes after
-/// in-flight calls finish or `grace_ms` milliseconds pass, whichever is first.
+/// Stops the server gracefully and waits for it, draining only this server: it stops
+/// accepting, each of its gRPC Watch streams (including ones that open during the drain)
+/// gets a last NOT_SERVING message (unless that is what it sent last) and ends, GOAWAY goes
+/// out, and whatever is still open after `grace_ms` milliseconds is closed. The registry is
+/// not touched: statuses stay as they are, `dh_watch` watches keep running, and other
+/// servers on the same registry keep serving. For a drain every door sees, call
+/// `dh_shutdown(reg)` first (every name NOT_SERVING), then `dh_server_stop`.
 ///
 /// # Errors
 /// * `DH_INVALID_STATE`: the server was already stopped.
@@ -216,7 +220,8 @@ pub unsafe extern "C" fn dh_server_local_port(
 /// # Safety
 /// `srv` is a live handle.
 ///
-/// Thread-safe; blocks for up to about `grace_ms` milliseconds.
+/// Thread-safe; returns within about `grace_ms` milliseconds (sooner once every connection
+/// has closed).
 #[no_mangle]
 pub unsafe extern "C" fn dh_server_stop(srv: *const dh_server, grace_ms: u32) -> dh_result {
     ffi_fn! {

@@ -57,8 +57,8 @@ pub const DH_LIST_LIMIT: usize = 100;
 /// The longest encoded `HealthCheckResponse`, in bytes.
 pub const DH_CHECK_RESPONSE_MAX_LEN: usize = 2;
 /// A buffer this large always holds an encoded `HealthListResponse` (at most
-/// `DH_LIST_LIMIT` names of at most `DH_MAX_NAME` bytes).
-pub const DH_LIST_RESPONSE_MAX_LEN: usize = 21504;
+/// `DH_LIST_LIMIT` names of at most `DH_MAX_NAME` bytes, 210 bytes each).
+pub const DH_LIST_RESPONSE_MAX_LEN: usize = DH_LIST_LIMIT * (DH_MAX_NAME + 10);
 /// Request bytes longer than this are refused with gRPC `RESOURCE_EXHAUSTED`, as a
 /// gRPC server with the default 4 MiB message limit would.
 pub const DH_MAX_REQUEST_LEN: usize = 4 * 1024 * 1024;
@@ -68,6 +68,8 @@ const _: () = {
     assert!(DH_DEFAULT_CAPACITY == dubbo_health_core::DEFAULT_CAPACITY);
     assert!(DH_MAX_CAPACITY == dubbo_health_core::MAX_CAPACITY);
     assert!(DH_LIST_LIMIT == dubbo_health_core::LIST_LIMIT);
+    // The formula above is for the header; the core's constant is the one definition.
+    assert!(DH_LIST_RESPONSE_MAX_LEN == dubbo_health_core::wire::MAX_LIST_RESPONSE);
 };
 
 /// Converts a C status integer; out-of-range values are an error, never a Rust enum.

@@ -22,24 +22,22 @@
 //!
 //! # Implementation Notes
 //!
-//! A `dh_watch` owns one core [`Watch`] stream (boxed, since it is `!Unpin`) over an
-//! `Arc` of the registry, and polls it with its own [`Waker`]: a `Signal` that, when
-//! woken, bumps an epoch under a mutex and notifies a condition variable (the blocking
-//! form parks on it), writes the eventfd if one was asked for, and calls the callback if
-//! one is installed. The status itself is only ever read from the core stream; the
-//! signal carries "something may have changed", never a status.
+//! A `dh_watch` is a core [`Bridge`] over a core [`Watch`] (of an `Arc` of the registry):
+//! the bridge's waker re-polls the stream on the thread that made the change and leaves the
+//! latest status in a channel of capacity one, which `dh_watch_next` (parked with a
+//! timeout), `dh_watch_try_next` and `dh_watch_next_encoded` receive from. The bridge's
+//! notify hook writes the eventfd (if `dh_watch_fd` made one) and queues the callback (if
+//! one is installed) for the callback thread (see the `dispatch` module); it never runs
+//! user code and never blocks, so `dh_set` returns at once whatever callbacks do.
 
-use std::cell::Cell;
 use std::ffi::{c_int, c_void};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
+use dubbo_health_core::bridge::{Bridge, RecvTimeoutError, TryRecvError};
 use dubbo_health_core::{HeapRegistry, ServingStatus, Watch};
-use futures_core::Stream;
 
+use crate::dispatch::{Callback, Slot};
 use crate::error::{dh_result, Failure, DH_CLOSED, DH_TIMEOUT, DH_WOULD_BLOCK};
 use crate::ffi::ArcCastable;
 use crate::ffi::{check_out, name_in, write_out, BoxCastable, Castable};
@@ -51,21 +49,21 @@ use crate::status::{dh_status, status_to_c};
 ///
 /// Opaque; made by `dh_watch_new` or `dh_watch_from_request`, freed with `dh_watch_free`.
 /// All functions on it are thread-safe; calls that take statuses out of it
-/// (`dh_watch_next`, `dh_watch_try_next`, `dh_watch_next_encoded`) are serialised, so
-/// with several consumers each status goes to one of them.
+/// (`dh_watch_next`, `dh_watch_try_next`, `dh_watch_next_encoded`) each take a different
+/// status, so with several consumers each status goes to one of them.
 #[derive(Debug)]
 pub struct dh_watch {
     _private: [u8; 0],
 }
 
-type CoreWatch = Watch<Arc<HeapRegistry>, Box<str>>;
-
 /// What a `dh_watch` handle points to.
 #[derive(Debug)]
 pub(crate) struct WatchHandle {
-    state: Mutex<State>,
-    signal: Arc<Signal>,
-    waker: Waker,
+    bridge: Bridge,
+    ring: Arc<Ring>,
+    /// A status taken from the bridge that a caller could not accept (its buffer was too
+    /// small); handed out before the bridge is asked again.
+    unread: Mutex<Option<ServingStatus>>,
 }
 
 impl Castable for dh_watch {
@@ -74,166 +72,45 @@ impl Castable for dh_watch {
 
 impl BoxCastable for dh_watch {}
 
-#[derive(Debug)]
-struct State {
-    /// The core stream; `None` once it ended or the watch was closed (dropping it
-    /// unregisters its waiter from the registry).
-    stream: Option<Pin<Box<CoreWatch>>>,
-    /// A status taken from the stream that a caller could not accept (its buffer was too
-    /// small); handed out before the stream is polled again.
-    unread: Option<ServingStatus>,
+/// What the bridge's notify hook rings: the eventfd and the callback.
+#[derive(Debug, Default)]
+struct Ring {
+    /// The eventfd of `dh_watch_fd`, made on first use.
+    fd: OnceLock<Fd>,
+    callback: Arc<Slot>,
+}
+
+impl Ring {
+    /// "Look again": on the thread that made the change; never blocks, no user code.
+    fn ring(&self) {
+        if let Some(fd) = self.fd.get() {
+            fd.signal();
+        }
+        self.callback.ring();
+    }
 }
 
 /// Called when a watch may have a new status. See `dh_watch_set_callback`.
 pub type dh_watch_callback = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
-#[derive(Debug, Clone, Copy)]
-struct Callback {
-    func: unsafe extern "C" fn(userdata: *mut c_void),
-    userdata: *mut c_void,
-}
-
-// Safety: the caller of `dh_watch_set_callback` promises the callback may be called with
-// `userdata` from any thread.
-unsafe impl Send for Callback {}
-
-/// The watch's waker.
-#[derive(Debug)]
-struct Signal {
-    /// Bumped on every wake; blocking waiters sleep on `cond` until it moves.
-    epoch: Mutex<u64>,
-    cond: Condvar,
-    /// The eventfd of `dh_watch_fd`, made on first use.
-    fd: OnceLock<Fd>,
-    /// Held while the callback runs, so callbacks for one watch never overlap and
-    /// removing the callback waits for a running one.
-    callback: Mutex<Option<Callback>>,
-    /// Set when a wake happens on the thread that is polling this watch; the callback is
-    /// then called after the poll, outside the state lock.
-    deferred: AtomicBool,
-    /// Set when a wake happens inside the callback on its own thread; it runs again.
-    again: AtomicBool,
-}
-
-thread_local! {
-    /// The signal of the watch this thread is polling right now, if any.
-    static POLLING: Cell<*const Signal> = const { Cell::new(std::ptr::null()) };
-    /// The signal whose callback this thread is running right now, if any.
-    static IN_CALLBACK: Cell<*const Signal> = const { Cell::new(std::ptr::null()) };
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves consistent data behind (every
-    // update is a single assignment), so a poisoned lock is still usable.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Wake for Signal {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        *lock(&self.epoch) += 1;
-        self.cond.notify_all();
-        if let Some(fd) = self.fd.get() {
-            fd.signal();
-        }
-        let me: *const Signal = Arc::as_ptr(self);
-        if POLLING.with(Cell::get) == me {
-            self.deferred.store(true, Ordering::Release);
-        } else {
-            self.run_callback();
-        }
-    }
-}
-
-impl Signal {
-    /// Calls the installed callback (if any), on this thread.
-    ///
-    /// A wake that comes from inside the callback (the callback itself polled the watch
-    /// or changed the registry) does not call it again recursively: it is remembered and
-    /// the callback runs once more after it returns.
-    fn run_callback(&self) {
-        let me: *const Signal = self;
-        if IN_CALLBACK.with(Cell::get) == me {
-            self.again.store(true, Ordering::Release);
-            return;
-        }
-        let guard = lock(&self.callback);
-        while let Some(cb) = *guard {
-            self.again.store(false, Ordering::Release);
-            let prev = IN_CALLBACK.with(|c| c.replace(me));
-            // Safety: the installer promised `func` may be called with `userdata` from any
-            // thread until it is removed; removal takes this lock, so it waits for us.
-            unsafe { (cb.func)(cb.userdata) };
-            IN_CALLBACK.with(|c| c.set(prev));
-            if !self.again.swap(false, Ordering::AcqRel) {
-                break;
-            }
-        }
-    }
-}
-
-/// What one poll of the watch gave.
-#[derive(Debug)]
-pub(crate) enum Next {
-    Status(ServingStatus),
-    Pending,
-    Closed,
+    // A panic while holding this lock leaves consistent data behind (every update is a
+    // single assignment), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 // === impl WatchHandle ===
 
 impl WatchHandle {
     pub(crate) fn new(registry: Arc<HeapRegistry>, name: &str) -> Result<Self, Failure> {
-        let stream = Watch::new(registry, Box::<str>::from(name))?;
-        let signal = Arc::new(Signal {
-            epoch: Mutex::new(0),
-            cond: Condvar::new(),
-            fd: OnceLock::new(),
-            callback: Mutex::new(None),
-            deferred: AtomicBool::new(false),
-            again: AtomicBool::new(false),
-        });
+        let watch = Watch::new(registry, Box::<str>::from(name))?;
+        let ring = Arc::new(Ring::default());
+        let hook = Arc::clone(&ring);
         Ok(Self {
-            state: Mutex::new(State {
-                stream: Some(Box::pin(stream)),
-                unread: None,
-            }),
-            waker: Waker::from(Arc::clone(&signal)),
-            signal,
+            bridge: Bridge::with_notify(watch, move || hook.ring()),
+            ring,
+            unread: Mutex::new(None),
         })
-    }
-
-    /// Polls the core stream once with the watch's waker.
-    pub(crate) fn poll_once(&self) -> Next {
-        let next = {
-            let mut state = lock(&self.state);
-            if let Some(status) = state.unread.take() {
-                Next::Status(status)
-            } else if let Some(stream) = state.stream.as_mut() {
-                let prev = POLLING.with(|p| p.replace(Arc::as_ptr(&self.signal)));
-                let polled = stream
-                    .as_mut()
-                    .poll_next(&mut Context::from_waker(&self.waker));
-                POLLING.with(|p| p.set(prev));
-                match polled {
-                    Poll::Ready(Some(status)) => Next::Status(status),
-                    Poll::Ready(None) => {
-                        state.stream = None;
-                        Next::Closed
-                    }
-                    Poll::Pending => Next::Pending,
-                }
-            } else {
-                Next::Closed
-            }
-        };
-        if self.signal.deferred.swap(false, Ordering::AcqRel) {
-            self.signal.run_callback();
-        }
-        next
     }
 
     /// Waits for the next status until `timeout` (None: forever).
@@ -241,80 +118,52 @@ impl WatchHandle {
         &self,
         timeout: Option<Duration>,
     ) -> Result<ServingStatus, Failure> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            let seen = *lock(&self.signal.epoch);
-            match self.poll_once() {
-                Next::Status(status) => return Ok(status),
-                Next::Closed => return Err(closed()),
-                Next::Pending => {}
-            }
-            let mut epoch = lock(&self.signal.epoch);
-            while *epoch == seen {
-                match deadline {
-                    None => {
-                        epoch = self
-                            .signal
-                            .cond
-                            .wait(epoch)
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    }
-                    Some(deadline) => {
-                        let now = Instant::now();
-                        if now >= deadline {
-                            return Err(Failure::new(
-                                DH_TIMEOUT,
-                                "no new status before the timeout",
-                            ));
-                        }
-                        epoch = self
-                            .signal
-                            .cond
-                            .wait_timeout(epoch, deadline - now)
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .0;
-                    }
-                }
-            }
+        if let Some(status) = lock(&self.unread).take() {
+            return Ok(status);
         }
+        let next = match timeout {
+            Some(timeout) => self.bridge.recv_timeout(timeout),
+            None => self.bridge.recv_blocking().ok_or(RecvTimeoutError::Closed),
+        };
+        next.map_err(|e| match e {
+            RecvTimeoutError::Timeout => {
+                Failure::new(DH_TIMEOUT, "no new status before the timeout")
+            }
+            RecvTimeoutError::Closed => closed(),
+        })
     }
 
     /// Takes the next status if one is ready, without blocking.
     pub(crate) fn try_next(&self) -> Result<ServingStatus, Failure> {
-        if let Some(fd) = self.signal.fd.get() {
-            // Drain first: a wake after this point makes the fd readable again.
+        if let Some(status) = lock(&self.unread).take() {
+            return Ok(status);
+        }
+        if let Some(fd) = self.ring.fd.get() {
+            // Drain first: a delivery after this point makes the fd readable again.
             fd.drain();
         }
-        match self.poll_once() {
-            Next::Status(status) => Ok(status),
-            Next::Closed => {
+        match self.bridge.try_recv() {
+            Ok(status) => Ok(status),
+            Err(TryRecvError::Closed) => {
                 // An ended watch stays readable, so a level-triggered loop notices.
-                if let Some(fd) = self.signal.fd.get() {
+                if let Some(fd) = self.ring.fd.get() {
                     fd.signal();
                 }
                 Err(closed())
             }
-            Next::Pending => Err(Failure::new(DH_WOULD_BLOCK, "no new status yet")),
+            Err(TryRecvError::Empty) => Err(Failure::new(DH_WOULD_BLOCK, "no new status yet")),
         }
     }
 
     /// Gives a status back, to be returned by the next call that takes one.
     pub(crate) fn unread(&self, status: ServingStatus) {
-        lock(&self.state).unread = Some(status);
+        *lock(&self.unread) = Some(status);
     }
 
     pub(crate) fn close(&self) {
-        let stream = lock(&self.state).stream.take();
-        drop(stream);
-        self.signal.wake_by_ref();
-    }
-}
-
-impl Drop for WatchHandle {
-    fn drop(&mut self) {
-        // Wait for a running callback, and make sure none runs after we are gone (a
-        // registry wake may still reach the signal through a waker clone).
-        *lock(&self.signal.callback) = None;
+        lock(&self.unread).take();
+        // Rings the fd and the callback once more.
+        self.bridge.close();
     }
 }
 
@@ -482,7 +331,9 @@ pub unsafe extern "C" fn dh_watch_try_next(
 /// watch ends the fd becomes readable and `dh_watch_try_next` returns `DH_CLOSED`.
 ///
 /// The watch owns the fd: the caller must not close it, and it is closed by
-/// `dh_watch_free` (remove it from your poll set first). Every call returns the same fd.
+/// `dh_watch_free` (remove it from your poll set first; if another thread is delivering a
+/// change to the watch at that moment, the fd is closed right after). Every call returns
+/// the same fd.
 ///
 /// # Errors
 /// * `DH_UNSUPPORTED`: not on Linux (use `dh_watch_set_callback`).
@@ -499,7 +350,7 @@ pub unsafe extern "C" fn dh_watch_fd(w: *const dh_watch, fd_out: *mut c_int) -> 
         check_out(fd_out, "fd_out")?;
         // Safety: forwarded from the caller.
         let watch = unsafe { watch_ref(w) }?;
-        let fd = match watch.signal.fd.get() {
+        let fd = match watch.ring.fd.get() {
             Some(fd) => fd.0,
             None => {
                 let made = Fd::new().map_err(|e| {
@@ -511,8 +362,8 @@ pub unsafe extern "C" fn dh_watch_fd(w: *const dh_watch, fd_out: *mut c_int) -> 
                     Failure::new(code, format!("cannot make an eventfd: {e}"))
                 })?;
                 // A racing call may have won: then `made` is dropped (closed) and theirs used.
-                let _ = watch.signal.fd.set(made);
-                watch.signal.fd.get().map_or(-1, |fd| fd.0)
+                let _ = watch.ring.fd.set(made);
+                watch.ring.fd.get().map_or(-1, |fd| fd.0)
             }
         };
         // Safety: checked non-NULL; valid for writes by the caller's promise.
@@ -521,27 +372,42 @@ pub unsafe extern "C" fn dh_watch_fd(w: *const dh_watch, fd_out: *mut c_int) -> 
 }
 
 /// Installs `callback`, called with `userdata` whenever the watch may have a new status;
-/// NULL removes it. The callback should be quick: typically it schedules a
-/// `dh_watch_try_next` call, or makes that call itself.
+/// NULL removes it. Typically the callback takes statuses with `dh_watch_try_next` until
+/// `DH_WOULD_BLOCK`, or schedules that on the host's own loop.
 ///
-/// It is called once right away (from this function) when it is installed, since the
-/// first status is ready at once. Later it runs on whichever thread caused the change (a
-/// `dh_set`, `dh_clear`, `dh_shutdown`, `dh_end_watches` or `dh_watch_close` caller, or a
-/// server thread), never twice at the same time for one watch, and never after
-/// `dh_watch_set_callback(w, NULL, ..)` or `dh_watch_free` has returned.
+/// Callbacks run on the library's callback thread: one thread per process, started by the
+/// first call that installs a callback, that runs the callbacks of every watch one at a
+/// time. Never on the thread that called `dh_set` (or any other `dh_` function), and never
+/// while the library holds a lock: `dh_set` only queues the callback and returns at once,
+/// whatever callbacks do. So keep callbacks short and non-blocking: a slow one delays the
+/// callbacks of other watches (never a `dh_set`), and one that waits for another
+/// callback to run waits forever.
 ///
-/// Inside the callback you may call `dh_watch_try_next` and `dh_watch_close` on this watch
-/// and any function on other handles (a wake the callback causes on its own watch makes it
-/// run once more after it returns, never recursively). You must not call
-/// `dh_watch_set_callback` or `dh_watch_free` on this watch from inside its callback, nor
-/// block in `dh_watch_next` there.
+/// Once installed, the callback runs soon (the first status is ready at once), then after
+/// each change (under a burst, once for several), and once more when the watch ends
+/// (`dh_watch_close`, `dh_end_watches`, the last registry handle freed). It never runs
+/// twice at the same time.
+///
+/// Inside a callback you may call any `dh_` function on any handle: `dh_watch_try_next`,
+/// `dh_set` of any name (one another callback watches included), `dh_watch_set_callback`
+/// and `dh_watch_free` on this watch or another. A change the callback causes on its own
+/// watch makes it run once more after it returns, never recursively. Avoid blocking calls
+/// there (`dh_watch_next` with a long timeout, `dh_server_stop`): they hold up every
+/// callback.
+///
+/// When this returns, the previous callback (if any) is not running and will not run again,
+/// so its `userdata` may be freed; called from that callback itself, it returns at once
+/// (the callback cannot run again after it returns). Do not hold a lock here that your
+/// callback takes: this may wait for a running callback.
 ///
 /// # Errors
-/// `DH_NULL_PARAMETER` if `w` is NULL.
+/// * `DH_NULL_PARAMETER`: `w` is NULL.
+/// * `DH_IO`: the callback thread could not be started (`dh_last_error_message` says why).
 ///
 /// # Safety
-/// `w` is a live handle; `callback` is safe to call with `userdata` from any thread until
-/// it is removed.
+/// `w` is a live handle; `callback` is safe to call with `userdata` on another thread (the
+/// callback thread) until it is removed, and does not unwind (no C++ exception may leave
+/// it).
 ///
 /// Thread-safe.
 #[no_mangle]
@@ -554,11 +420,9 @@ pub unsafe extern "C" fn dh_watch_set_callback(
         // Safety: forwarded from the caller.
         let watch = unsafe { watch_ref(w) }?;
         let installed = callback.map(|func| Callback { func, userdata });
-        *lock(&watch.signal.callback) = installed;
-        if installed.is_some() {
-            watch.signal.run_callback();
-        }
-        Ok(())
+        watch.ring.callback.install(installed).map_err(|e| {
+            Failure::new(crate::error::DH_IO, format!("cannot start the callback thread: {e}"))
+        })
     }
 }
 
@@ -583,18 +447,21 @@ pub unsafe extern "C" fn dh_watch_close(w: *const dh_watch) -> dh_result {
 }
 
 /// Frees a watch (closing it first), its eventfd, and its hold on the registry. NULL is a
-/// no-op. When this returns, the callback is not running and will not run again.
+/// no-op. When this returns, the callback is not running and will not run again (as for
+/// `dh_watch_set_callback(w, NULL, NULL)`, which this waits like). The watch's own callback
+/// may free it: then this does not wait for itself, and the callback must not use `w`
+/// after it.
 ///
 /// # Safety
 /// `w` is NULL or a live handle that no other thread is using (close it and let blocked
-/// callers return first); do not call this twice on the same handle, nor from the
-/// watch's own callback.
+/// callers return first); do not call this twice on the same handle.
 #[no_mangle]
 pub unsafe extern "C" fn dh_watch_free(w: *mut dh_watch) {
     ffi_panic_boundary! {
         // Safety: forwarded from the caller.
         if let Some(watch) = unsafe { dh_watch::take(w) } {
-            *lock(&watch.signal.callback) = None;
+            // Removing a callback cannot fail (only starting the thread can).
+            let _ = watch.ring.callback.install(None);
             watch.close();
             drop(watch);
         }

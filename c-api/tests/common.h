@@ -8,11 +8,13 @@
 
 #include "dubbo_health.h"
 
+/* Counted atomically: tests CHECK from several threads (ThreadSanitizer would say so). */
 static int dh_test_checks = 0;
+#define DH_COUNT_CHECK() __atomic_fetch_add(&dh_test_checks, 1, __ATOMIC_RELAXED)
 
 #define CHECK(expr)                                                                  \
     do {                                                                             \
-        dh_test_checks++;                                                            \
+        DH_COUNT_CHECK();                                                            \
         if (!(expr)) {                                                               \
             fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
             exit(1);                                                                 \
@@ -23,7 +25,7 @@ static int dh_test_checks = 0;
 #define CHECK_RC(call, code)                                                          \
     do {                                                                              \
         dh_result rc_ = (call);                                                       \
-        dh_test_checks++;                                                             \
+        DH_COUNT_CHECK();                                                             \
         if (rc_ != (code)) {                                                          \
             char msg_[512];                                                           \
             size_t n_ = 0;                                                            \
@@ -47,9 +49,34 @@ static inline const char *last_error(void) {
 
 #define NAME(s) (const uint8_t *)(s), strlen(s)
 
+#ifdef _POSIX_C_SOURCE
+#include <time.h>
+
+static inline void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* Milliseconds on the monotonic clock. */
+static inline double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Waits until `cond` holds, polling every millisecond for at most 20 s, then CHECKs it
+ * (callbacks run on the library's callback thread, a little after the change). */
+#define WAIT_FOR(cond)                                             \
+    do {                                                           \
+        for (int w_ = 0; w_ < 20000 && !(cond); w_++) sleep_ms(1); \
+        CHECK(cond);                                               \
+    } while (0)
+#endif
+
 #define TEST_PASSED(name)                                                      \
     do {                                                                       \
-        printf("%s: %d checks passed\n", name, dh_test_checks);                \
+        printf("%s: %d checks passed\n", name, __atomic_load_n(&dh_test_checks, __ATOMIC_RELAXED)); \
         return 0;                                                              \
     } while (0)
 

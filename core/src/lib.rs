@@ -41,12 +41,16 @@
 //!
 //! - `std` (default): [`HeapRegistry`] (capacity at run time, random hash seed), the spin
 //!   lock yields to the OS scheduler, a panicking waker is caught so the others are still
-//!   woken, and `Arc`, `Rc` and `Box` become [`StableDeref`] registry handles. Without it
-//!   the crate is `no_std` and uses no allocator.
+//!   woken, `Arc`, `Rc` and `Box` become [`StableDeref`] registry handles, and [`bridge`]
+//!   turns a watch into a latest-wins channel for threads, callbacks and foreign event loops
+//!   (on `async-channel`). Without it the crate is `no_std`, uses no allocator and depends on
+//!   `futures-core` alone.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(all(feature = "std", not(loom)))]
+pub mod bridge;
 mod hash;
 mod index;
 mod iter;

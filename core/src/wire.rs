@@ -559,6 +559,27 @@ impl<'a> ListEncoder<'a> {
     }
 }
 
+/// The largest encoded `HealthListResponse`: [`LIST_LIMIT`] entries whose names are
+/// [`MAX_NAME`] bytes, none `UNKNOWN` (21,000 bytes). A buffer of this size always holds a
+/// [`handle_list`] answer, since a longer list is refused.
+///
+/// ```
+/// use dubbo_health_core::{wire, FixedRegistry, ServingStatus, LIST_LIMIT, MAX_NAME};
+///
+/// let registry = FixedRegistry::<128>::new();
+/// registry.clear("").unwrap();
+/// for i in 0..LIST_LIMIT {
+///     registry.set(&format!("{i:03}{}", "x".repeat(MAX_NAME - 3)), ServingStatus::NotServing).unwrap();
+/// }
+/// let mut out = vec![0u8; wire::MAX_LIST_RESPONSE];
+/// assert_eq!(wire::handle_list(&registry, b"", &mut out), Ok(wire::MAX_LIST_RESPONSE));
+/// ```
+pub const MAX_LIST_RESPONSE: usize = LIST_LIMIT * {
+    // Entry: key (tag, length, name) and value (tag, length, a 2-byte HealthCheckResponse).
+    let entry = 1 + varint_len(MAX_NAME as u64) + MAX_NAME + 1 + 1 + 2;
+    1 + varint_len(entry as u64) + entry
+};
+
 /// The 5-byte gRPC message prefix (uncompressed flag, big-endian length).
 ///
 /// ```

@@ -17,15 +17,16 @@ True
 <ServingStatus.NOT_SERVING: 2>
 >>> watch.close()
 
-Serving it on a port of its own (port 0 picks a free one); leaving the block drains the
-registry (every name NOT_SERVING, watches end) and stops the server:
+Serving it on a port of its own (port 0 picks a free one); leaving the block drains that
+server (its Watch streams get a last NOT_SERVING and end) and stops it, leaving the registry
+as it was (call ``registry.shutdown()`` first for a drain every door sees):
 
 >>> import dubbo_health
 >>> with dubbo_health.serve(registry, "127.0.0.1:0") as server:
 ...     server.port > 0
 True
 >>> registry.is_shut_down
-True
+False
 """
 
 from __future__ import annotations

@@ -29,6 +29,23 @@ open Watch streams leave no thread for any other RPC. Either:
 
 Before stopping the server, call ``registry.shutdown()`` (watchers see NOT_SERVING) and
 ``registry.end_watches()`` so open Watch streams end instead of holding up ``stop(grace)``.
+
+gRPC's rules
+------------
+The handlers are registered as stream-request handlers, so they see how many request
+messages a call carried: none, or more than one, on Check, Watch or List is answered with
+``UNIMPLEMENTED`` (gRPC's status-code guide; grpcio's own unary handlers let a second
+message through, and on ``grpc.aio`` a call with none hangs until its deadline). A message
+of length 0 is one message: the name ``""``. Malformed request bytes are
+``INVALID_ARGUMENT``.
+
+What grpcio decides before a handler runs, the same on both server flavours (the tests
+pin each): a request over the server's ``grpc.max_receive_message_length`` (4 MiB by
+default) is ``RESOURCE_EXHAUSTED``; ``gzip`` and ``deflate`` requests are decompressed
+(``grpc-accept-encoding: identity, deflate, gzip``), and one that does not decompress is
+``INTERNAL``. A ``grpc-encoding`` grpcio does not know, or a compressed message without
+one, is ``INTERNAL`` too: grpcio refuses the header itself, where gRPC's status-code guide
+asks for ``UNIMPLEMENTED``.
 """
 
 from __future__ import annotations
@@ -59,18 +76,23 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
+_NO_REQUEST = "expected exactly one request message, got none"
+_TOO_MANY_REQUESTS = "expected exactly one request message, got more"
+
+
 def _method_handlers(
     check: Callable[..., Any], watch: Callable[..., Any], list_: Callable[..., Any]
 ) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
-    """The three health methods as raw-bytes handlers (sync or aio behaviours alike)."""
+    """The three health methods as raw-bytes handlers (sync or aio behaviours alike), taking
+    the request stream so that they can count its messages."""
     return {
-        "Check": grpc.unary_unary_rpc_method_handler(
+        "Check": grpc.stream_unary_rpc_method_handler(
             check, request_deserializer=_identity, response_serializer=_identity
         ),
-        "Watch": grpc.unary_stream_rpc_method_handler(
+        "Watch": grpc.stream_stream_rpc_method_handler(
             watch, request_deserializer=_identity, response_serializer=_identity
         ),
-        "List": grpc.unary_unary_rpc_method_handler(
+        "List": grpc.stream_unary_rpc_method_handler(
             list_, request_deserializer=_identity, response_serializer=_identity
         ),
     }
@@ -81,19 +103,31 @@ def _sync_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler[bytes,
         context.abort(_status_code(err.code), err.message)
         raise AssertionError("context.abort returned")  # pragma: no cover
 
-    def check(request: bytes, context: grpc.ServicerContext) -> bytes:
+    def one_request(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        """The call's only request message, once the client has half-closed."""
+        first = next(requests, None)
+        if first is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, _NO_REQUEST)
+        if next(requests, None) is not None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, _TOO_MANY_REQUESTS)
+        return first
+
+    def check(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        request = one_request(requests, context)
         try:
             return _native.handle_check(registry, request)
         except RpcError as err:
             abort(context, err)
 
-    def list_(request: bytes, context: grpc.ServicerContext) -> bytes:
+    def list_(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        request = one_request(requests, context)
         try:
             return _native.handle_list(registry, request)
         except RpcError as err:
             abort(context, err)
 
-    def watch(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+    def watch(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        request = one_request(requests, context)
         try:
             name = _native.decode_check_request(request)
         except RpcError as err:
@@ -113,21 +147,43 @@ def _aio_handlers(registry: Registry) -> dict[str, grpc.RpcMethodHandler[bytes, 
         await context.abort(_status_code(err.code), err.message)
         raise AssertionError("context.abort returned")  # pragma: no cover
 
-    async def check(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    async def one_request(
+        requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        """The call's only request message, once the client has half-closed."""
+        messages = requests.__aiter__()
+        try:
+            first = await messages.__anext__()
+        except StopAsyncIteration:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, _NO_REQUEST)
+        try:
+            await messages.__anext__()
+        except StopAsyncIteration:
+            return first
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _TOO_MANY_REQUESTS)
+
+    async def check(
+        requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        request = await one_request(requests, context)
         try:
             return _native.handle_check(registry, request)
         except RpcError as err:
             await abort(context, err)
 
-    async def list_(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    async def list_(
+        requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        request = await one_request(requests, context)
         try:
             return _native.handle_list(registry, request)
         except RpcError as err:
             await abort(context, err)
 
     async def watch(
-        request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+        requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> AsyncIterator[bytes]:
+        request = await one_request(requests, context)
         try:
             name = _native.decode_check_request(request)
         except RpcError as err:

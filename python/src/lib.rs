@@ -10,9 +10,10 @@
 //!   state a watch iterator has sits behind a [`std::sync::Mutex`].
 //! - Statuses cross the boundary as the members of the Python `ServingStatus` enum, looked up
 //!   once per interpreter (module `pyobjects`).
-//! - Blocking watches wait with the GIL released on a condition variable that the core's
-//!   [`Waker`](std::task::Waker) signals; asyncio watches are woken through
-//!   `loop.call_soon_threadsafe`, so neither needs a thread or a second runtime.
+//! - Both watch kinds sit on the core's `bridge::Bridge`: blocking watches park in it with
+//!   the GIL released; asyncio watches poll it with a waker that needs no GIL and wakes
+//!   the loop through one socket pair per loop (`loop.add_reader`), so neither needs a
+//!   thread or a second runtime. Registry calls that wake watchers release the GIL.
 
 mod aio;
 mod pyobjects;

@@ -99,7 +99,8 @@ impl Registry {
         })
     }
 
-    /// Sets the status of `name`, registering it if needed.
+    /// Sets the status of `name`, registering it if needed. The watchers are woken with
+    /// the GIL released (as by `clear`, `shutdown`, `resume` and `end_watches`).
     fn set<'py>(
         &self,
         py: Python<'py>,
@@ -107,19 +108,19 @@ impl Registry {
         status: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let status = status_arg(py, status)?;
-        match self.inner.set(name, status) {
+        match py.detach(|| self.inner.set(name, status)) {
             Ok(outcome) => pyobjects::outcome(py, outcome),
             Err(err) => Err(pyobjects::error(py, err)),
         }
     }
 
-    /// The status of `name`, or `None` when it is not registered.
+    /// The status of `name`, or `None` when it is not registered (a name no registry can
+    /// hold, over `MAX_NAME` bytes, included: as Rust's `get`; `check` says why).
     fn get<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-        match self.inner.check(name) {
-            Ok(status) => pyobjects::status(py, status).map(Some),
-            Err(Error::NotFound) => Ok(None),
-            Err(err) => Err(pyobjects::error(py, err)),
-        }
+        self.inner
+            .get(name)
+            .map(|status| pyobjects::status(py, status))
+            .transpose()
     }
 
     /// The status of `name`; `ServiceNotFoundError` (a `KeyError`) when it is not registered.
@@ -136,24 +137,23 @@ impl Registry {
 
     /// Forgets `name`; returns whether it was registered.
     fn clear(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
-        self.inner
-            .clear(name)
+        py.detach(|| self.inner.clear(name))
             .map_err(|err| pyobjects::error(py, err))
     }
 
     /// Every name becomes NOT_SERVING; later `set` calls are ignored until `resume()`.
-    fn shutdown(&self) {
-        self.inner.shutdown();
+    fn shutdown(&self, py: Python<'_>) {
+        py.detach(|| self.inner.shutdown());
     }
 
     /// Leaves the shut-down state: every name becomes SERVING and `set` works again.
-    fn resume(&self) {
-        self.inner.resume();
+    fn resume(&self, py: Python<'_>) {
+        py.detach(|| self.inner.resume());
     }
 
     /// Ends every watch open now, after it has delivered its pending change.
-    fn end_watches(&self) {
-        self.inner.end_watches();
+    fn end_watches(&self, py: Python<'_>) {
+        py.detach(|| self.inner.end_watches());
     }
 
     /// Whether `shutdown()` was called (and `resume()` not since).

@@ -1,4 +1,4 @@
-//! `serve()` and `Server`: the standalone tonic server on its own thread.
+//! `serve()` and `Server`: the standalone server on its own thread.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
@@ -91,8 +91,11 @@ impl Server {
         lock(&self.running).is_some()
     }
 
-    /// Drains and stops the server: every name becomes NOT_SERVING (the registry is shut
-    /// down), open watches end, and the port closes within `grace` seconds.
+    /// Drains and stops this server only: each of its gRPC Watch streams (including ones
+    /// that open during the drain) gets a last NOT_SERVING and ends, GOAWAY goes out, and
+    /// the port closes within `grace` seconds. The registry is not touched: statuses stay,
+    /// `registry.watch()` iterators keep running, and a grpcio mount of the same registry
+    /// keeps serving. Call `registry.shutdown()` first for a drain every door sees.
     #[pyo3(signature = (grace = 5.0))]
     fn stop(&self, py: Python<'_>, grace: f64) -> PyResult<()> {
         let grace = timeout_arg(Some(grace))?.unwrap_or_default();

@@ -1,13 +1,10 @@
-//! `Watch`: the blocking iterator over one name's statuses.
+//! `Watch`: the blocking iterator over one name's statuses, on the core [`Bridge`].
 
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use dubbo_health_core::{HeapRegistry, ServingStatus};
-use futures_core::Stream;
+use dubbo_health_core::bridge::{Bridge, RecvTimeoutError};
+use dubbo_health_core::HeapRegistry;
 use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -43,60 +40,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Opens the core stream for `name`.
-pub(crate) fn open(
-    py: Python<'_>,
-    registry: &Arc<HeapRegistry>,
-    name: String,
-) -> PyResult<Pin<Box<CoreWatch>>> {
+/// Opens the core stream for `name` behind a bridge (its first status is ready at once).
+pub(crate) fn open(py: Python<'_>, registry: &Arc<HeapRegistry>, name: String) -> PyResult<Bridge> {
     CoreWatch::new(Arc::clone(registry), name)
-        .map(Box::pin)
+        .map(Bridge::new)
         .map_err(|err| pyobjects::error(py, err))
-}
-
-/// A waker that signals a condition variable: the thread waiting in `__next__` wakes up.
-#[derive(Debug, Default)]
-struct Signal {
-    woken: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Signal {
-    /// Waits until woken or until `until`; returns whether it was woken (and resets the flag).
-    fn wait_until(&self, until: Instant) -> bool {
-        let mut woken = lock(&self.woken);
-        while !*woken {
-            let now = Instant::now();
-            if now >= until {
-                return false;
-            }
-            woken = self
-                .cond
-                .wait_timeout(woken, until - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        *woken = false;
-        true
-    }
-}
-
-impl Wake for Signal {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        *lock(&self.woken) = true;
-        self.cond.notify_all();
-    }
-}
-
-/// What one wait produced.
-enum Step {
-    Item(ServingStatus),
-    End,
-    Slice,
 }
 
 /// A blocking iterator over the statuses of one name.
@@ -108,10 +56,7 @@ enum Step {
 pub(crate) struct Watch {
     name: String,
     timeout: Option<Duration>,
-    /// `None` once closed or ended.
-    stream: Mutex<Option<Pin<Box<CoreWatch>>>>,
-    signal: Arc<Signal>,
-    closed: AtomicBool,
+    bridge: Bridge,
 }
 
 impl Watch {
@@ -121,42 +66,12 @@ impl Watch {
         name: String,
         timeout: Option<Duration>,
     ) -> PyResult<Self> {
-        let stream = open(py, registry, name.clone())?;
+        let bridge = open(py, registry, name.clone())?;
         Ok(Self {
             name,
             timeout,
-            stream: Mutex::new(Some(stream)),
-            signal: Arc::default(),
-            closed: AtomicBool::new(false),
+            bridge,
         })
-    }
-
-    /// Polls and waits, with the GIL released, until an item, the end, or `until`.
-    fn wait(&self, until: Instant) -> Step {
-        let waker = Waker::from(Arc::clone(&self.signal));
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            if self.closed.load(Ordering::Acquire) {
-                return Step::End;
-            }
-            {
-                let mut stream = lock(&self.stream);
-                let Some(s) = stream.as_mut() else {
-                    return Step::End;
-                };
-                match s.as_mut().poll_next(&mut cx) {
-                    Poll::Ready(Some(status)) => return Step::Item(status),
-                    Poll::Ready(None) => {
-                        *stream = None;
-                        return Step::End;
-                    }
-                    Poll::Pending => {}
-                }
-            }
-            if !self.signal.wait_until(until) {
-                return Step::Slice;
-            }
-        }
     }
 }
 
@@ -171,7 +86,7 @@ impl Watch {
     /// Whether the watch has been closed or has ended.
     #[getter]
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) || lock(&self.stream).is_none()
+        self.bridge.is_closed()
     }
 
     fn __iter__(slf: Py<Self>) -> Py<Self> {
@@ -191,10 +106,11 @@ impl Watch {
                 Some(d) => d.min(now + slice),
                 None => now + slice,
             };
-            match py.detach(|| self.wait(until)) {
-                Step::Item(status) => return pyobjects::status(py, status).map(Some),
-                Step::End => return Ok(None),
-                Step::Slice => {}
+            // The GIL is released while the thread is parked in the bridge.
+            match py.detach(|| self.bridge.recv_deadline(until)) {
+                Ok(status) => return pyobjects::status(py, status).map(Some),
+                Err(RecvTimeoutError::Closed) => return Ok(None),
+                Err(RecvTimeoutError::Timeout) => {}
             }
             py.check_signals()?;
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -208,10 +124,7 @@ impl Watch {
 
     /// Ends the iteration (also one blocked in another thread) and frees the watch.
     fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        let stream = lock(&self.stream).take();
-        drop(stream);
-        self.signal.wake_by_ref();
+        self.bridge.close();
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

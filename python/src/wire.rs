@@ -1,14 +1,11 @@
 //! Bytes-level handlers over the core codec, for any Python gRPC server (`dubbo_health.grpcio`).
 
-use dubbo_health_core::{wire, LIST_LIMIT, MAX_NAME};
+use dubbo_health_core::wire;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::pyobjects;
 use crate::registry::Registry;
-
-/// Big enough for the largest answer `List` gives: more than `LIST_LIMIT` entries is an error.
-const LIST_BUFFER: usize = LIST_LIMIT * (MAX_NAME + 16);
 
 fn rpc_error(py: Python<'_>, err: &wire::RpcError) -> PyErr {
     pyobjects::rpc_error(py, err.code().as_u32(), err.to_string())
@@ -37,9 +34,8 @@ pub(crate) fn handle_list<'py>(
     registry: &Registry,
     request: &[u8],
 ) -> PyResult<Bound<'py, PyBytes>> {
-    // Room for LIST_LIMIT entries of the longest name: each entry is a map entry (tag,
-    // length) holding the key (tag, length, name) and a HealthCheckResponse (tag, length, status).
-    let mut out = vec![0u8; LIST_BUFFER];
+    // Always big enough: more than LIST_LIMIT entries is an error, not a longer answer.
+    let mut out = vec![0u8; wire::MAX_LIST_RESPONSE];
     match wire::handle_list(&registry.inner, request, &mut out) {
         Ok(n) => Ok(PyBytes::new(py, &out[..n])),
         Err(err) => Err(rpc_error(py, &err)),

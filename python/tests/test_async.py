@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
+import sys
 import threading
+import time
 import weakref
 
 import pytest
@@ -266,3 +269,150 @@ def test_a_cycle_through_the_pending_future_is_collected(registry: Registry) -> 
         assert [r() for r in refs] == [None, None]
 
     run_async(main())
+
+
+def test_a_set_without_the_gil_wakes_asyncio_while_the_loop_thread_holds_it(
+    registry: Registry,
+) -> None:
+    """The asyncio waker runs on the setter's thread and needs no GIL.
+
+    `set` releases the GIL while it wakes watchers; here the loop's thread takes the GIL
+    at that moment and keeps it (a huge switch interval, pure bytecode, no sleeping) until
+    the watch says it was woken. A crowd of blocking watches parked first on the same name
+    is woken first, so the set is still waking when this thread has the GIL. A waker that
+    needed the GIL (`call_soon_threadsafe`) could not run until this thread let go: the
+    spin would time out.
+    """
+    crowd = [registry.watch("a") for _ in range(20_000)]
+
+    async def main() -> None:
+        watch = registry.watch_async("a")
+        assert await anext_(watch) is S.SERVICE_UNKNOWN
+        pending = watch.__anext__()
+        assert not watch.woken
+        started = [False]
+
+        def setter() -> None:
+            started[0] = True
+            registry.set("a", S.SERVING)
+
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1000.0)
+        try:
+            thread = threading.Thread(target=setter)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while not started[0] and time.monotonic() < deadline:
+                time.sleep(0.001)  # lets the setter run up to the GIL release in set()
+            # From here this thread holds the GIL, and the setter is inside set().
+            woken = False
+            while time.monotonic() < deadline:
+                if watch.woken:
+                    woken = True
+                    break
+        finally:
+            sys.setswitchinterval(interval)
+        thread.join(10)
+        assert started[0]
+        assert woken, "the watch was not woken while this thread held the GIL"
+        assert await asyncio.wait_for(pending, 5) is S.SERVING
+        assert not watch.woken
+
+    run_async(main())
+    assert all(next(w) is S.SERVING for w in crowd)
+
+
+def test_no_deadlock_between_gil_free_setters_and_a_busy_loop(registry: Registry) -> None:
+    """Setter threads (set releases the GIL) race the loop thread, which keeps polling,
+    cancelling and closing watches on the same name: everything ends, nothing hangs."""
+    watchers, setters, rounds = 50, 3, 300
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def watcher() -> ServingStatus:
+            last = None
+            async for status in registry.watch_async("x"):
+                assert status is not last
+                last = status
+                if status is S.UNKNOWN:
+                    break
+            assert last is not None
+            return last
+
+        async def churn(done: asyncio.Event) -> int:
+            n = 0
+            while not done.is_set():
+                watch = registry.watch_async("x")
+                await anext_(watch)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(watch.__anext__(), 0.001)
+                watch.close()
+                n += 1
+            return n
+
+        def set_many() -> None:
+            for i in range(rounds):
+                registry.set("x", S.SERVING if i % 2 else S.NOT_SERVING)
+
+        tasks = [asyncio.ensure_future(watcher()) for _ in range(watchers)]
+        done = asyncio.Event()
+        churner = asyncio.ensure_future(churn(done))
+        await asyncio.sleep(0.01)
+        threads = [loop.run_in_executor(None, set_many) for _ in range(setters)]
+        await asyncio.wait_for(asyncio.gather(*threads), 20)
+        registry.set("x", S.UNKNOWN)
+        assert await asyncio.wait_for(asyncio.gather(*tasks), 20) == [S.UNKNOWN] * watchers
+        done.set()
+        assert await asyncio.wait_for(churner, 5) > 0
+
+    run_async(main(), timeout=60)
+
+
+def test_watchers_on_two_loops_in_two_threads(registry: Registry) -> None:
+    """Each loop is woken through its own hub; one set reaches both."""
+    results: list[list[ServingStatus]] = []
+    ready = threading.Barrier(3)
+    lock = threading.Lock()
+
+    def run_loop() -> None:
+        async def main() -> list[ServingStatus]:
+            watches = [registry.watch_async("svc") for _ in range(10)]
+            firsts = [await anext_(w) for w in watches]
+            pending = [w.__anext__() for w in watches]
+            await asyncio.get_running_loop().run_in_executor(None, ready.wait)
+            seconds = await asyncio.wait_for(asyncio.gather(*pending), 10)
+            return firsts + list(seconds)
+
+        seen = run_async(main())
+        with lock:
+            results.append(seen)
+
+    threads = [threading.Thread(target=run_loop) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    ready.wait(10)
+    registry.set("svc", S.SERVING)
+    for thread in threads:
+        thread.join(20)
+    assert results == [[S.SERVICE_UNKNOWN] * 10 + [S.SERVING] * 10] * 2
+
+
+def test_a_watch_left_pending_on_a_closed_loop_is_harmless(registry: Registry) -> None:
+    watch = registry.watch_async("a")
+
+    async def leave_pending() -> None:
+        assert await anext_(watch) is S.SERVICE_UNKNOWN
+        watch.__anext__()  # never awaited: the loop closes with it pending
+
+    run_async(leave_pending())
+    registry.set("a", S.SERVING)  # wakes a watch whose loop is gone: nothing happens
+    registry.set("a", S.NOT_SERVING)
+
+    async def again() -> ServingStatus:
+        return await anext_(watch)
+
+    # On a new loop it carries on with the latest status.
+    assert run_async(again()) is S.NOT_SERVING
+    watch.close()
+    assert watch.closed

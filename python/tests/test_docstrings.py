@@ -8,7 +8,9 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["dubbo_health", "dubbo_health.wire", "dubbo_health.grpcio"])
+@pytest.mark.parametrize(
+    "module", ["dubbo_health", "dubbo_health.wire", "dubbo_health.grpcio", "dubbo_health.dubbo"]
+)
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

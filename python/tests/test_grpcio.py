@@ -3,6 +3,7 @@ grpcio-health-checking's HealthStub and grpc-health-probe."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import threading
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from typing import Any, Callable
 
 import grpc
 import pytest
+import raw_grpc
 from conftest import AioServer, SyncServer, probe
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from health_list import list_statuses
@@ -220,3 +222,121 @@ def test_list_through_the_library_stub(
         "": PB.SERVING,
         GREETER: PB.NOT_SERVING,
     }
+
+
+# --- gRPC's rules: request cardinality, and what grpcio decides itself (raw_grpc.py) ---
+
+
+def generic_call(channel: grpc.Channel, method: str, requests: list[bytes]) -> list[bytes]:
+    """Calls `method` with these request messages (a stream call: any number can be sent)
+    and returns the responses; a Watch is read for its first message only."""
+    path = f"/grpc.health.v1.Health/{method}"
+    raw = {"request_serializer": identity, "response_deserializer": identity}
+    if method == "Watch":
+        call = channel.stream_stream(path, **raw)(iter(requests), timeout=5)
+        first = next(call)
+        call.cancel()
+        return [first]
+    return [channel.stream_unary(path, **raw)(iter(requests), timeout=5)]
+
+
+def identity(data: bytes) -> bytes:
+    return data
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("count", [0, 2, 3])
+def test_zero_or_several_request_messages_are_unimplemented(
+    grpcio_server: Server, channel_to: Callable[..., Any], method: str, count: int
+) -> None:
+    channel = channel_to(grpcio_server.port)
+    with pytest.raises(grpc.RpcError) as info:
+        generic_call(channel, method, [b""] * count)
+    assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    assert "exactly one request message" in (info.value.details() or "")
+    # the same over raw HTTP/2: no DATA frame at all, or two messages in one
+    body = b"" if count == 0 else raw_grpc.message(b"") * count
+    assert raw_grpc.call(grpcio_server.port, method, body, max_messages=1).code == 12
+    # ... and the server keeps serving
+    assert check(channel, "") == PB.SERVING
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_empty_request_message_is_the_empty_name(
+    grpcio_server: Server, channel_to: Callable[..., Any], method: str
+) -> None:
+    channel = channel_to(grpcio_server.port)
+    (response,) = generic_call(channel, method, [b""])
+    if method == "List":
+        assert response == b"\x0a\x04\x12\x02\x08\x01"  # { "": SERVING }
+    else:
+        assert health_pb2.HealthCheckResponse.FromString(response).status == PB.SERVING
+    answer = raw_grpc.call(grpcio_server.port, method, raw_grpc.message(b""), max_messages=1)
+    assert answer.messages()[:1] == [response]
+
+
+def test_gzip_requests_are_served(
+    grpcio_server: Server, registry: Registry, channel_to: Callable[..., Any]
+) -> None:
+    registry.set(GREETER, S.NOT_SERVING)
+    channel = channel_to(grpcio_server.port)
+    request = health_pb2.HealthCheckRequest(service=GREETER)
+    response = stub(channel).Check(request, timeout=5, compression=grpc.Compression.Gzip)
+    assert response.status == PB.NOT_SERVING
+    body = raw_grpc.message(gzip.compress(request.SerializeToString()), compressed=True)
+    answer = raw_grpc.call(grpcio_server.port, "Check", body, {"grpc-encoding": "gzip"})
+    assert answer.code == 0
+    assert answer.headers["grpc-accept-encoding"] == "identity, deflate, gzip"
+    assert [health_pb2.HealthCheckResponse.FromString(m).status for m in answer.messages()] == [
+        PB.NOT_SERVING
+    ]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    ("encoding", "payload"),
+    [("gzip", b"not gzip at all"), ("snappy", b"\x00"), (None, b"")],
+    ids=["bad-gzip", "unknown-encoding", "compressed-flag-without-encoding"],
+)
+def test_what_grpcio_decides_about_compression(
+    grpcio_server: Server,
+    channel_to: Callable[..., Any],
+    method: str,
+    encoding: str | None,
+    payload: bytes,
+) -> None:
+    """Decided by grpcio before any handler runs (documented in dubbo_health.grpcio):
+    INTERNAL for all three; the status-code guide would say UNIMPLEMENTED for an unknown
+    encoding. Pinned so that a grpcio release that changes it is noticed."""
+    headers = {"grpc-encoding": encoding} if encoding else {}
+    body = raw_grpc.message(payload, compressed=True)
+    answer = raw_grpc.call(grpcio_server.port, method, body, headers, max_messages=1)
+    assert answer.code == 13, answer.headers
+    assert answer.messages() == []
+    assert check(channel_to(grpcio_server.port), "") == PB.SERVING
+
+
+def test_more_rows_of_the_bad_input_table(grpcio_server: Server) -> None:
+    """docs/bad-input.md, column "grpcio mount": the rows not covered above, over raw HTTP/2.
+    Rows 4, 9 and 12 are grpcio's own answers."""
+    port = grpcio_server.port
+    unknown = raw_grpc.call(port, "Nope", raw_grpc.message(b""))
+    assert (unknown.headers[":status"], unknown.code) == ("200", 12)  # row 4
+    cut = raw_grpc.call(port, "Check", raw_grpc.message(b"")[:3])
+    # row 9: grpcio drops a frame cut short, so the handler sees no message at all
+    assert (cut.code, cut.headers["grpc-message"]) == (12, _NO_REQUEST)
+    bomb = gzip.compress(b"\x12\x80\x80\x80\x03" + bytes(5 << 20))  # a 5 MiB unknown field
+    answer = raw_grpc.call(
+        port, "Check", raw_grpc.message(bomb, compressed=True), {"grpc-encoding": "gzip"}
+    )
+    assert answer.code == 8  # row 12
+    long_name = b"\x0a\xc9\x01" + b"x" * 201
+    for method in ("Check", "Watch"):  # row 15
+        answer = raw_grpc.call(port, method, raw_grpc.message(long_name), max_messages=1)
+        assert (answer.code, answer.headers["grpc-message"]) == (
+            3,
+            "service name is 201 bytes; the limit is 200",
+        )
+
+
+_NO_REQUEST = "expected exactly one request message, got none"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from concurrent import futures
 from typing import Any
 
 import grpc
@@ -16,6 +19,7 @@ from health_list import list_statuses
 
 import dubbo_health
 from dubbo_health import Registry, ServingStatus
+from dubbo_health.grpcio import add_to_server
 
 S = ServingStatus
 PB = health_pb2.HealthCheckResponse
@@ -67,7 +71,7 @@ def test_probe_exit_codes(registry: Registry, server: dubbo_health.Server) -> No
     assert probe(server.port, "down").returncode == 0
 
 
-def test_stop_drains_then_closes(registry: Registry) -> None:
+def test_stop_drains_its_own_watches_then_closes(registry: Registry) -> None:
     server = dubbo_health.serve(registry, "127.0.0.1:0")
     port = server.port
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -76,43 +80,110 @@ def test_stop_drains_then_closes(registry: Registry) -> None:
         assert next(call).status == PB.SERVING
         unknown = health.Watch(health_pb2.HealthCheckRequest(service="nobody"), timeout=10)
         assert next(unknown).status == PB.SERVICE_UNKNOWN
+        started = time.monotonic()
         server.stop(grace=5)
-        # the watcher saw NOT_SERVING before its stream ended; open watches did not hold up stop
+        assert time.monotonic() - started < 5
+        # each watcher heard NOT_SERVING before its stream ended; open watches did not hold up stop
         assert [r.status for r in call] == [PB.NOT_SERVING]
-        assert list(unknown) == []
+        assert [r.status for r in unknown] == [PB.NOT_SERVING]
     assert not server.running
-    assert registry.is_shut_down
-    assert registry.get("") is S.NOT_SERVING
+    # the registry is as it was: stopping one server drains that server only
+    assert not registry.is_shut_down
+    assert registry.get("") is S.SERVING
     assert probe(port, None, "-connect-timeout=300ms").returncode == 2  # nothing listens
     server.stop()  # twice is fine
     assert repr(server).endswith("stopped)")
-    registry.resume()
-    assert registry.get("") is S.SERVING
 
 
-def test_stop_wakes_python_watchers(registry: Registry) -> None:
+def test_stop_leaves_python_watchers_running(registry: Registry) -> None:
     server = dubbo_health.serve(registry, "127.0.0.1:0")
-    blocking = registry.watch("")
+    blocking = registry.watch("", timeout=5)
     assert next(blocking) is S.SERVING
 
     async def main() -> list[ServingStatus]:
         watch = registry.watch_async("")
         assert await watch.__anext__() is S.SERVING
         loop = asyncio.get_running_loop()
-        stopper = loop.run_in_executor(None, server.stop, 5.0)
-        seen = [status async for status in watch]
-        await stopper
-        return seen
+        await loop.run_in_executor(None, server.stop, 5.0)
+        registry.set("", S.NOT_SERVING)
+        return [await watch.__anext__()]
 
     assert run_async(main()) == [S.NOT_SERVING]
-    assert list(blocking) == [S.NOT_SERVING]
+    assert next(blocking) is S.NOT_SERVING
+    blocking.close()
 
 
 def test_context_manager_stops(registry: Registry) -> None:
     with dubbo_health.serve(registry, "127.0.0.1:0") as server:
         assert probe(server.port).returncode == 0
     assert not server.running
-    assert registry.is_shut_down
+    assert not registry.is_shut_down
+
+
+def _watch_statuses(channel: grpc.Channel, service: str) -> tuple[Any, queue.Queue[int]]:
+    """A Watch whose messages land in a queue, read by a thread of its own."""
+    seen: queue.Queue[int] = queue.Queue()
+    call = health_pb2_grpc.HealthStub(channel).Watch(
+        health_pb2.HealthCheckRequest(service=service), timeout=30
+    )
+
+    def pump() -> None:
+        try:
+            for response in call:
+                seen.put(response.status)
+        except grpc.RpcError:
+            pass
+        seen.put(-1)  # the stream ended
+
+    threading.Thread(target=pump, daemon=True).start()
+    return call, seen
+
+
+@pytest.mark.parametrize("stopped", ["serve", "grpcio"])
+def test_one_registry_behind_serve_and_a_grpcio_mount_stops_one_at_a_time(
+    registry: Registry, stopped: str
+) -> None:
+    registry.set(GREETER, S.SERVING)
+    standalone = dubbo_health.serve(registry, "127.0.0.1:0")
+    mounted = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    add_to_server(registry, mounted)
+    mounted_port = mounted.add_insecure_port("127.0.0.1:0")
+    mounted.start()
+    try:
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{standalone.port}") as to_serve,
+            grpc.insecure_channel(f"127.0.0.1:{mounted_port}") as to_mount,
+        ):
+            serve_call, serve_seen = _watch_statuses(to_serve, GREETER)
+            mount_call, mount_seen = _watch_statuses(to_mount, GREETER)
+            assert serve_seen.get(timeout=5) == PB.SERVING
+            assert mount_seen.get(timeout=5) == PB.SERVING
+            if stopped == "serve":
+                standalone.stop(grace=5)
+                stopped_seen, other_seen, other_channel = serve_seen, mount_seen, to_mount
+            else:
+                mounted.stop(grace=5).wait(10)
+                stopped_seen, other_seen, other_channel = mount_seen, serve_seen, to_serve
+            if stopped == "serve":
+                # the standalone server's own watcher heard NOT_SERVING, then its stream ended
+                assert stopped_seen.get(timeout=5) == PB.NOT_SERVING
+            assert stopped_seen.get(timeout=5) == -1
+            # the other door is untouched: set still works and its watcher hears each change
+            assert not registry.is_shut_down
+            registry.set(GREETER, S.NOT_SERVING)
+            assert other_seen.get(timeout=5) == PB.NOT_SERVING
+            registry.set(GREETER, S.SERVING)
+            assert other_seen.get(timeout=5) == PB.SERVING
+            health = health_pb2_grpc.HealthStub(other_channel)
+            assert (
+                health.Check(health_pb2.HealthCheckRequest(service=GREETER), timeout=5).status
+                == PB.SERVING
+            )
+            serve_call.cancel()
+            mount_call.cancel()
+    finally:
+        standalone.stop(grace=1)
+        mounted.stop(grace=None)
 
 
 def test_dropping_the_server_stops_it_without_draining(registry: Registry) -> None:

@@ -231,3 +231,31 @@ def test_close_wakes_a_waiter_on_another_thread_at_once(registry: Registry) -> N
     # woken by close() itself, not by the periodic re-check
     assert time.monotonic() - start < 0.5
     waiter.join(5)
+
+
+def test_two_threads_on_one_watch_share_its_statuses_and_both_see_close(
+    registry: Registry,
+) -> None:
+    watch = registry.watch("a", timeout=10)
+    assert next(watch) is S.SERVICE_UNKNOWN
+    got: list[ServingStatus] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        for status in watch:
+            with lock:
+                got.append(status)
+
+    threads = [threading.Thread(target=drain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)  # both parked in next()
+    registry.set("a", S.SERVING)
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    watch.close()  # wakes both threads: each ends its loop
+    for thread in threads:
+        thread.join(5)
+        assert not thread.is_alive()
+    assert got == [S.SERVING]  # one status, taken by one of them

@@ -89,14 +89,35 @@ def decode_status(body: bytes) -> str:
 
 
 class Raw:
-    """A grpcio channel calling methods with raw bytes (no generated code, any request body)."""
+    """A grpcio channel calling methods with raw bytes (no generated code, any request body).
 
-    def __init__(self, addr: str) -> None:
+    With ``fresh``, every use of ``channel`` is a new connection of its own (for a host that
+    answers only its newest client connection)."""
+
+    def __init__(self, addr: str, fresh: bool = False) -> None:
         self.addr = addr
-        self.channel = grpc.insecure_channel(addr, options=[("grpc.enable_retries", 0)])
+        self.fresh = fresh
+        self._channel: grpc.Channel | None = None if fresh else self._open()
+
+    def _open(self) -> grpc.Channel:
+        options = [("grpc.enable_retries", 0)]
+        if self.fresh:
+            options.append(("grpc.use_local_subchannel_pool", 1))
+        return grpc.insecure_channel(self.addr, options=options)
+
+    @property
+    def channel(self) -> grpc.Channel:
+        if self.fresh:
+            if self._channel is not None:
+                self._channel.close()
+            self._channel = self._open()
+        assert self._channel is not None
+        return self._channel
 
     def close(self) -> None:
-        self.channel.close()
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
 
     def unary(
         self, method: str, body: bytes, timeout: float = 2.0, compression: grpc.Compression | None = None
@@ -133,6 +154,14 @@ class HostSpec:
     # Watch streams the never-reading client opens.
     stall_streams: int = 100
     env: dict[str, str] = field(default_factory=dict)
+    # The harness's own calls each open a new connection (a host that answers only its newest
+    # client connection).
+    fresh_connections: bool = False
+    # Scenarios and attacks the host cannot take part in, with the reason (n/a in the matrix).
+    lacks: dict[str, str] = field(default_factory=dict)
+    # Scenarios and attacks the host itself fails, with the reason and the upstream reference:
+    # they run as strict xfails, so a host release that fixes one shows up as a failure here.
+    host_bugs: dict[str, str] = field(default_factory=dict)
 
     def missing(self) -> str | None:
         exe = self.argv()[0]
@@ -196,7 +225,7 @@ class Host:
             self.stop()
             raise HarnessError(f"host {self.name} did not print 'listening ADDR': {self.diagnostics()}")
         self.addr = addr.replace("0.0.0.0", "127.0.0.1").replace("[::]", "127.0.0.1")
-        self.raw = Raw(self.addr)
+        self.raw = Raw(self.addr, fresh=self.spec.fresh_connections)
         self.wait_for(lambda: self.raw.check("", timeout=0.5) == "SERVING", "Check('') == SERVING", 10.0)
         for name, status in INITIAL.items():
             self.set(name, status)
@@ -313,6 +342,11 @@ def cargo_example(name: str) -> str:
     return str(TARGET / "debug" / "examples" / name)
 
 
+NEWEST_CONNECTION_ONLY = (
+    "apache-dubbo 3.0.0b1 answers only the newest client connection: new calls on an older "
+    "one hang (fixed upstream after the release, apache/dubbo-python#47)"
+)
+
 HOST_SPECS: dict[str, HostSpec] = {
     spec.name: spec
     for spec in [
@@ -359,6 +393,40 @@ HOST_SPECS: dict[str, HostSpec] = {
             "grpcio aio server + `add_to_server`",
             lambda: [PYTHON, str(HERE / "hosts" / "pyhost.py"), "aio"],
             "pip install ./python",
+        ),
+        HostSpec(
+            "dubbo-rust",
+            "dubbo-rust 0.4 triple server with its own Greeter plus `HealthService` through "
+            "`dubbo_health_dubbo_rust::health_service` (tests/dubbo-rust-host)",
+            lambda: [cargo_bin("dubbo-rust-host"), "--addr", "127.0.0.1:0", "--control-stdin"],
+            "make build-dubbo-rust",
+        ),
+        HostSpec(
+            "apache-dubbo",
+            "apache-dubbo 3.0.0b1 `dubbo.Server` + `dubbo_health.dubbo.with_health` (its own "
+            "connection for each of the harness's calls: the host answers only its newest one)",
+            lambda: [PYTHON, str(HERE / "hosts" / "pyhost.py"), "dubbo", "--max-watches", "5"],
+            'pip install "./python[dubbo]"',
+            stall_streams=4,
+            fresh_connections=True,
+            lacks={
+                "watch_5000": "apache-dubbo runs every call on one of 10 threads, so "
+                "`dubbo_health.dubbo` keeps at most 5 Watch streams open and answers "
+                "RESOURCE_EXHAUSTED beyond (python/tests/test_dubbo.py opens and drops 150)",
+            },
+            host_bugs={
+                "two_connections": NEWEST_CONNECTION_ONLY,
+                # grpc-go and grpcio keep the connection their health Watch runs on; once the
+                # harness has connected since, their Check calls on it hang.
+                "clienthealth": NEWEST_CONNECTION_ONLY,
+                "grpclib": "apache-dubbo 3.0.0b1 answers every call with content-type "
+                "`application/grpc+data` (dubbo/protocol/triple/constants.py, unchanged upstream), "
+                'which grpclib refuses: UNKNOWN "Invalid content-type"',
+                "over_4mib": "apache-dubbo 3.0.0b1 has no message size limit: it buffers the whole "
+                "5 MiB request before any handler sees it (dubbo_health.dubbo then answers "
+                "RESOURCE_EXHAUSTED), and the process keeps that memory: RSS more than 10% over "
+                "the baseline",
+            },
         ),
     ]
 }

@@ -7,7 +7,8 @@
 //! grpc-health-probe -addr=127.0.0.1:20000 -service org.apache.dubbogo.samples.api.Greeter
 //! ```
 //!
-//! While the Greeter is NOT_SERVING its `SayHello` answers UNAVAILABLE.
+//! While the Greeter is NOT_SERVING its `SayHello` answers UNAVAILABLE. Server reflection is
+//! on, so `grpcurl -plaintext 127.0.0.1:20000 list` works too.
 
 use std::{
     convert::Infallible,
@@ -141,20 +142,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
+    let health = HealthService::new(&HEALTH);
     dubbo_health_tonic::server_builder()
-        .add_service(HealthService::new(&HEALTH).server())
+        .add_service(health.server())
+        .add_service(dubbo_health_tonic::reflection::v1())
+        .add_service(dubbo_health_tonic::reflection::v1alpha())
         .add_service(Greeter)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
+            // Drain on the way out: every open Watch hears NOT_SERVING and ends, so the
+            // graceful stop is not held up by them.
+            health.drain_after(async {
                 tokio::select! {
                     () = flipper => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
-                // Drain: every watcher hears NOT_SERVING, Watch streams end, then stop.
-                HEALTH.shutdown();
-                HEALTH.end_watches();
-            },
+            }),
         )
         .await?;
     Ok(())

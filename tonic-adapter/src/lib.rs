@@ -2,12 +2,21 @@
 //! [tonic](https://docs.rs/tonic), over the `dubbo-health-core` registry.
 //!
 //! - [`HealthService`] serves a shared [`Registry`](dubbo_health_core::Registry)
-//!   (`&'static` or `Arc`): mount [`HealthService::server`] next to your own services, or use
-//!   it through the generated `Health` trait.
+//!   (`&'static` or `Arc`): mount [`HealthService::server`] next to your own services, and
+//!   pass [`HealthService::drain_after`] to the host's `serve_with_shutdown` so its open
+//!   Watches end (after a last `NOT_SERVING`) when it stops.
+//! - [`reflection::v1`] and [`reflection::v1alpha`] add gRPC server reflection for
+//!   `grpc.health.v1` (what `grpcurl` asks), one `add_service` each.
 //! - [`serve`], [`serve_with_shutdown`] and [`Standalone`] run a health-only server, the
 //!   last on its own thread and runtime (what the C ABI, Python and the `dubbo-health` CLI use).
-//! - [`WatchStream`] is the core `Watch` stream mapped to messages: an open Watch costs no
-//!   task, channel or status copy.
+//! - [`WatchBody`] is the core `Watch` stream framed as a response body: an open Watch costs
+//!   no task, channel, encoder or status copy.
+//!
+//! Every bad request gets the answer gRPC's status-code guide names (the repository's
+//! `docs/bad-input.md` has the table): malformed bytes or a name over 200 bytes
+//! `INVALID_ARGUMENT`, no message or two `UNIMPLEMENTED`, over 4 MiB `RESOURCE_EXHAUSTED`, an
+//! unknown `grpc-encoding` `UNIMPLEMENTED`, gzip that does not decompress `INTERNAL`, a Watch
+//! past its `grpc-timeout` `DEADLINE_EXCEEDED`.
 //!
 //! ```
 //! use std::{sync::Arc, time::Duration};
@@ -29,20 +38,30 @@
 //! server.stop(Duration::from_secs(1)).unwrap();
 //! ```
 
-mod codec;
 pub mod control;
+mod drain;
+mod grpc;
+pub mod reflection;
+pub mod server;
 mod service;
-mod standalone;
 mod watch;
 
-pub use service::{HealthServer, HealthService, ResponseFuture, MAX_REQUEST_SIZE};
-pub use standalone::{
-    serve, serve_with_shutdown, server_builder, Standalone, CONNECTION_WINDOW, KEEPALIVE_INTERVAL,
-    KEEPALIVE_TIMEOUT, MAX_CONCURRENT_STREAMS, STREAM_WINDOW,
+pub use drain::{Drain, DrainSignal};
+pub use server::{
+    serve, serve_with_shutdown, server_builder, Standalone, StandaloneBuilder, CONNECTION_WINDOW,
+    KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_CONCURRENT_STREAMS, STREAM_WINDOW,
 };
-pub use watch::WatchStream;
+pub use service::{HealthBody, HealthServer, HealthService, ResponseFuture, MAX_REQUEST_SIZE};
+pub use watch::WatchBody;
 
 #[doc(no_inline)]
 pub use dubbo_health_core as core;
 #[doc(no_inline)]
 pub use dubbo_health_proto::pb;
+#[doc(no_inline)]
+pub use tonic;
+
+/// The README's Rust snippets, compiled (and, unless marked `no_run`, run) as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -31,6 +31,34 @@ std::string LastError() {
 using Handler = dh_result (*)(const dh_registry*, const uint8_t*, size_t, uint8_t*, size_t, size_t*,
                               uint32_t*);
 
+// Check, Watch and List take exactly one request message. A generic service sees the
+// call as a stream, so it reads until the client half-closes: no message, or a second
+// one, is a cardinality violation, UNIMPLEMENTED by gRPC's status-code guide (what
+// grpc++'s own unary handlers answer too). A frame of length 0 is one message: the name "".
+const char kNoRequest[] = "expected exactly one request message, got none";
+const char kTooManyRequests[] = "expected exactly one request message, got more";
+
+// Counts request messages: Next(ok) returns true while the caller must read once more.
+class OneRequest {
+ public:
+  // The status to end the call with, once a read came back; OK when exactly one arrived
+  // and the client half-closed.
+  bool Next(bool ok, grpc::Status* verdict) {
+    if (reads_++ == 0) {
+      if (!ok) {
+        *verdict = grpc::Status(grpc::StatusCode::UNIMPLEMENTED, kNoRequest);
+        return false;
+      }
+      return true;  // one message; now wait for the half-close
+    }
+    *verdict = ok ? grpc::Status(grpc::StatusCode::UNIMPLEMENTED, kTooManyRequests) : grpc::Status::OK;
+    return false;
+  }
+
+ private:
+  int reads_ = 0;
+};
+
 // Check and List: read one request, answer once.
 class UnaryReactor final : public grpc::ServerGenericBidiReactor {
  public:
@@ -39,8 +67,13 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
+    grpc::Status verdict;
+    if (count_.Next(ok, &verdict)) {
+      StartRead(&extra_);
+      return;
+    }
+    if (!verdict.ok()) {
+      Finish(verdict);
       return;
     }
     const std::string req = Flatten(request_);
@@ -70,13 +103,17 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
  private:
   const dh_registry* registry_;
   Handler handler_;
+  OneRequest count_;
   grpc::ByteBuffer request_;
+  grpc::ByteBuffer extra_;
   grpc::ByteBuffer response_;
 };
 
 // Watch: a dh_watch whose callback pushes each new status as the next stream message.
 // At most one write is in flight; a status that arrives meanwhile is taken when it ends
-// (latest wins, as the core guarantees).
+// (latest wins, as the core guarantees). The callback runs on libdubbo_health's callback
+// thread, never inside a dh_set: taking mu_ there cannot deadlock with a host thread that
+// holds mu_ and changes a status.
 class WatchReactor final : public grpc::ServerGenericBidiReactor {
  public:
   explicit WatchReactor(const dh_registry* registry) : registry_(registry) { StartRead(&request_); }
@@ -85,11 +122,16 @@ class WatchReactor final : public grpc::ServerGenericBidiReactor {
     dh_watch* w = nullptr;
     {
       std::lock_guard<std::recursive_mutex> lock(mu_);
-      if (!ok) {  // cancelled before the request arrived, or no request at all
-        FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
+      if (finished_) return;  // cancelled meanwhile
+      grpc::Status verdict;
+      if (count_.Next(ok, &verdict)) {
+        StartRead(&extra_);
         return;
       }
-      if (finished_) return;  // cancelled meanwhile
+      if (!verdict.ok()) {  // no request, or more than one (a cancel also ends here)
+        FinishOnce(verdict);
+        return;
+      }
       const std::string req = Flatten(request_);
       uint32_t code = 0;
       if (dh_watch_from_request(registry_, reinterpret_cast<const uint8_t*>(req.data()), req.size(), &w, &code) !=
@@ -99,9 +141,12 @@ class WatchReactor final : public grpc::ServerGenericBidiReactor {
       }
       watch_ = w;
     }
-    // Runs OnWake once right away: the first status is ready at once. Not under mu_: the
-    // callback may already be running on a dh_set thread, waiting for mu_.
-    dh_watch_set_callback(w, &WatchReactor::OnWake, this);
+    // OnWake runs soon on the callback thread: the first status is ready at once. Not
+    // under mu_: installing may wait for a running callback, which may be waiting for mu_.
+    if (dh_watch_set_callback(w, &WatchReactor::OnWake, this) != DH_OK) {
+      std::lock_guard<std::recursive_mutex> lock(mu_);
+      FinishOnce(grpc::Status(grpc::StatusCode::INTERNAL, LastError()));
+    }
   }
 
   void OnWriteDone(bool ok) override {
@@ -173,7 +218,9 @@ class WatchReactor final : public grpc::ServerGenericBidiReactor {
   dh_watch* watch_ = nullptr;
   bool writing_ = false;
   bool finished_ = false;
+  OneRequest count_;
   grpc::ByteBuffer request_;
+  grpc::ByteBuffer extra_;
   grpc::ByteBuffer response_;
 };
 

@@ -1,10 +1,12 @@
 """Python hosts of the interop suite, driven over stdin.
 
-    python pyhost.py serve|sync|aio [--addr 127.0.0.1:0] [--workers N]
+    python pyhost.py serve|sync|aio|dubbo [--addr 127.0.0.1:0] [--workers N] [--max-watches N]
 
 serve  dubbo_health.serve(registry, addr): the standalone Rust server
 sync   grpc.server(ThreadPoolExecutor) + dubbo_health.grpcio.add_to_server
 aio    grpc.aio.server() + dubbo_health.grpcio.add_to_server
+dubbo  an apache-dubbo server (dubbo.Server) + dubbo_health.dubbo.service_handler; apache-dubbo
+       has no port 0, so port 0 means a free port picked here first
 
 Prints ``listening HOST:PORT`` on stderr once the port is bound, then reads control lines
 from stdin, answering each with ``ok`` or ``error <text>`` on stdout:
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -112,16 +115,54 @@ def run_aio(addr: str) -> None:
     asyncio.run(main())
 
 
+def free_port(host: str) -> int:
+    """A port nobody listens on right now (apache-dubbo cannot bind port 0 itself)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def run_dubbo(addr: str, max_watches: int, poll_interval: float) -> None:
+    import dubbo
+    import dubbo_health
+    from dubbo.configs import ServiceConfig
+    from dubbo_health.dubbo import with_health
+
+    registry = dubbo_health.Registry()
+    health = with_health(registry, max_watches=max_watches, poll_interval=poll_interval)
+    host, _, port_text = addr.rpartition(":")
+    for attempt in range(5):
+        port = int(port_text) or free_port(host)
+        try:
+            dubbo.Server(ServiceConfig(health, host=host, port=port)).start()
+            break
+        except Exception:  # the port was taken between free_port() and the bind
+            if int(port_text) or attempt == 4:
+                raise
+    announce(port)
+
+    control_loop(registry, lambda: health.drain(timeout=5))
+    # The host cannot be stopped and joins its threads at exit; the Watch streams have ended.
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["serve", "sync", "aio"])
+    p.add_argument("mode", choices=["serve", "sync", "aio", "dubbo"])
     p.add_argument("--addr", default="127.0.0.1:0")
     p.add_argument("--workers", type=int, default=64)
+    p.add_argument("--max-watches", type=int, default=5)
+    p.add_argument("--poll-interval", type=float, default=0.5)
     args = p.parse_args()
     if args.mode == "serve":
         run_serve(args.addr)
     elif args.mode == "sync":
         run_sync(args.addr, args.workers)
+    elif args.mode == "dubbo":
+        run_dubbo(args.addr, args.max_watches, args.poll_interval)
     else:
         run_aio(args.addr)
 

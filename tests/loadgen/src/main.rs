@@ -9,6 +9,9 @@
 //! - `watch-fanout`: W `Watch` streams over K connections (W/100 by default); waits for every
 //!   first message, then flips the watched name from outside (a `set NAME STATUS` line on the
 //!   server's stdin) and times until every watcher has the new status, for several rounds.
+//! - `churn`: what probers do (grpc-health-probe, Kubernetes): connect, one Check, close, in a
+//!   bounded loop on C parallel lanes; connections per second, server CPU per connection, and
+//!   the server's RSS before and after (flat means nothing is kept per closed connection).
 //! - `external`: runs another client (`h2load`) against the server and reports the server's
 //!   CPU time over that run.
 //!
@@ -54,6 +57,8 @@ enum Mode {
     List(UnaryArgs),
     /// W Watch streams; flip the watched name and time the delivery to every watcher.
     WatchFanout(FanoutArgs),
+    /// Connect + one Check + close, N times on C parallel lanes (what probers do).
+    Churn(ChurnArgs),
     /// Run another client (e.g. h2load) against the server: `{addr}` in --cmd is replaced by
     /// HOST:PORT; reports the server's CPU time over the run and the command's output.
     External(ExternalArgs),
@@ -91,6 +96,27 @@ struct Target {
     /// Server command to start (after `--`).
     #[arg(last = true)]
     server: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct ChurnArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Connections in all (each: connect, one Check, close).
+    #[arg(long, short = 'n', default_value_t = 10_000)]
+    connections: usize,
+    /// Lanes connecting at once.
+    #[arg(long, short = 'c', default_value_t = 4)]
+    lanes: usize,
+    /// Connections made before the RSS baseline is read (allocator warm-up).
+    #[arg(long, default_value_t = 500)]
+    warmup: usize,
+    /// Service name to Check.
+    #[arg(long, default_value = "")]
+    service: String,
+    /// Seconds the whole run may take.
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -724,6 +750,90 @@ async fn run_fanout(a: &FanoutArgs, server: &mut Server) -> Result<Value> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// churn
+
+/// One prober's visit: a new connection, one Check, and the connection closed.
+async fn probe_once(addr: SocketAddr, service: &str) -> Result<()> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let mut client = HealthClient::new(channel);
+    client
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await?;
+    Ok(())
+}
+
+async fn churn_lanes(
+    addr: SocketAddr,
+    service: &str,
+    n: usize,
+    lanes: usize,
+    deadline: Instant,
+) -> (usize, usize) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..lanes.max(1) {
+        let (next, errors, service) = (Arc::clone(&next), Arc::clone(&errors), service.to_owned());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n && Instant::now() < deadline {
+                if probe_once(addr, &service).await.is_err() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    (
+        next.load(Ordering::Relaxed).min(n),
+        errors.load(Ordering::Relaxed),
+    )
+}
+
+async fn run_churn(a: &ChurnArgs, server: &mut Server) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs_f64(a.timeout);
+    let (_, warm_errors) = churn_lanes(server.addr, &a.service, a.warmup, a.lanes, deadline).await;
+    // Let closed connections go before the baseline.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_before = server.rss();
+    let cpu0 = server.cpu_ns();
+    let t0 = Instant::now();
+    let (done, errors) =
+        churn_lanes(server.addr, &a.service, a.connections, a.lanes, deadline).await;
+    let elapsed = t0.elapsed();
+    let cpu1 = server.cpu_ns();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_after = server.rss();
+    let cpu_per_conn_us = match (cpu0, cpu1) {
+        (Some(a0), Some(a1)) if done > 0 => Some(us(a1.saturating_sub(a0)) / done as f64),
+        _ => None,
+    };
+    Ok(json!({
+        "mode": "churn",
+        "connections": done,
+        "lanes": a.lanes,
+        "errors": errors + warm_errors,
+        "elapsed_s": elapsed.as_secs_f64(),
+        "conns_per_s": done as f64 / elapsed.as_secs_f64().max(1e-9),
+        "server_cpu_per_conn_us": cpu_per_conn_us,
+        "server_rss_before": rss_before,
+        "server_rss_after": rss_after,
+        "server_rss_before_kib": rss_before.map(|b| b / 1024),
+        "server_rss_after_kib": rss_after.map(|b| b / 1024),
+        "rss_growth_bytes": match (rss_before, rss_after) {
+            (Some(b), Some(a)) => Some(a as i64 - b as i64),
+            _ => None,
+        },
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
 // external
 
 async fn run_external(a: &ExternalArgs, server: &mut Server) -> Result<Value> {
@@ -761,6 +871,7 @@ async fn run(cli: Cli) -> Result<Value> {
     let target = match &cli.mode {
         Mode::Check(a) | Mode::List(a) => &a.target,
         Mode::WatchFanout(a) => &a.target,
+        Mode::Churn(a) => &a.target,
         Mode::External(a) => &a.target,
     };
     let mut server = Server::start(target).await?;
@@ -768,6 +879,7 @@ async fn run(cli: Cli) -> Result<Value> {
         Mode::Check(a) => run_unary(Unary::Check, a, &mut server).await,
         Mode::List(a) => run_unary(Unary::List, a, &mut server).await,
         Mode::WatchFanout(a) => run_fanout(a, &mut server).await,
+        Mode::Churn(a) => run_churn(a, &mut server).await,
         Mode::External(a) => run_external(a, &mut server).await,
     };
     server.stop().await;
@@ -782,6 +894,7 @@ fn main() -> ExitCode {
     let threads = match &cli.mode {
         Mode::Check(a) | Mode::List(a) => a.target.threads,
         Mode::WatchFanout(a) => a.target.threads,
+        Mode::Churn(a) => a.target.threads,
         Mode::External(a) => a.target.threads,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

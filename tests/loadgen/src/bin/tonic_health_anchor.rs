@@ -5,8 +5,12 @@
 //! would mount it), TCP_NODELAY as tonic's own `serve` sets it.
 //!
 //! ```text
-//! tonic-health-anchor [--addr 127.0.0.1:0] [--set NAME=STATUS]...
+//! tonic-health-anchor [--addr 127.0.0.1:0] [--set NAME=STATUS]... [--mount dubbo-health]
 //! ```
+//!
+//! `--mount dubbo-health` mounts dubbo-health's tonic service (`HealthService::server()`)
+//! instead, in the same host runtime and server builder: the "mounted" comparison of
+//! `make bench`.
 //!
 //! Prints `listening ADDR` on stderr once bound, then reads `set NAME STATUS` and
 //! `clear NAME` lines on stdin (`""` is the empty name) until stdin closes.
@@ -39,11 +43,23 @@ fn unquote(name: &str) -> &str {
 struct Args {
     addr: SocketAddr,
     sets: Vec<(String, ServingStatus)>,
+    ours: bool,
+}
+
+static REGISTRY: dubbo_health_core::FixedRegistry<1024> = dubbo_health_core::FixedRegistry::new();
+
+fn ours(status: ServingStatus) -> dubbo_health_core::ServingStatus {
+    match status {
+        ServingStatus::Serving => dubbo_health_core::ServingStatus::Serving,
+        ServingStatus::NotServing => dubbo_health_core::ServingStatus::NotServing,
+        ServingStatus::Unknown => dubbo_health_core::ServingStatus::Unknown,
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut addr: SocketAddr = "127.0.0.1:0".parse().expect("constant address");
     let mut sets = Vec::new();
+    let mut mount_ours = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let value = it.next().ok_or_else(|| format!("{arg} needs a value"))?;
@@ -61,26 +77,46 @@ fn parse_args() -> Result<Args, String> {
                     parse_status(status).ok_or_else(|| format!("bad status in --set {value}"))?;
                 sets.push((unquote(name).to_owned(), status));
             }
-            _ => return Err(format!("unknown argument {arg}")),
+            "--mount" if value == "dubbo-health" => mount_ours = true,
+            "--mount" if value == "tonic-health" => mount_ours = false,
+            _ => return Err(format!("unknown argument {arg} {value}")),
         }
     }
-    Ok(Args { addr, sets })
+    Ok(Args {
+        addr,
+        sets,
+        ours: mount_ours,
+    })
 }
 
 async fn run(args: Args) -> Result<(), String> {
     let (reporter, service) = tonic_health::server::health_reporter();
     for (name, status) in &args.sets {
-        reporter.set_service_status(name, *status).await;
+        if args.ours {
+            REGISTRY
+                .set(name, ours(*status))
+                .map_err(|e| e.to_string())?;
+        } else {
+            reporter.set_service_status(name, *status).await;
+        }
     }
     let incoming = TcpIncoming::bind(args.addr)
         .map_err(|e| format!("cannot bind {}: {e}", args.addr))?
         .with_nodelay(Some(true));
     let local = incoming.local_addr().map_err(|e| e.to_string())?;
-    let server = tokio::spawn(
-        Server::builder()
-            .add_service(service)
-            .serve_with_incoming(incoming),
-    );
+    let server = if args.ours {
+        tokio::spawn(
+            Server::builder()
+                .add_service(dubbo_health_tonic::HealthService::new(&REGISTRY).server())
+                .serve_with_incoming(incoming),
+        )
+    } else {
+        tokio::spawn(
+            Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming),
+        )
+    };
     eprintln!("listening {local}");
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -89,9 +125,17 @@ async fn run(args: Args) -> Result<(), String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["set", name, status] => match parse_status(status) {
+                Some(status) if args.ours => {
+                    if let Err(e) = REGISTRY.set(unquote(name), ours(status)) {
+                        eprintln!("set {name}: {e}");
+                    }
+                }
                 Some(status) => reporter.set_service_status(unquote(name), status).await,
                 None => eprintln!("unknown status {status}"),
             },
+            ["clear", name] if args.ours => {
+                let _ = REGISTRY.clear(unquote(name));
+            }
             ["clear", name] => reporter.clear_service_status(unquote(name)).await,
             [] => {}
             _ => eprintln!("unknown command {line:?}"),

@@ -58,6 +58,10 @@ struct ServeArgs {
     /// `shutdown`, `resume` (`""` is the empty name). Each is answered with one line on stdout.
     #[arg(long)]
     control_stdin: bool,
+    /// Do not answer gRPC reflection (`grpc.reflection.v1` and `v1alpha`, on by default so
+    /// `grpcurl` can list and describe the health service).
+    #[arg(long)]
+    no_reflection: bool,
     /// How many names the registry holds, "" included (1 to 16777215). Its memory is reserved
     /// up front (about 290 bytes per name) but resident only as names are registered.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CAPACITY)]
@@ -216,22 +220,18 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tokio::spawn(dubbo_health_tonic::control::run_stdin(registry));
     }
     eprintln!("listening {addr}");
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    // SIGTERM / SIGINT: the full drain. The registry goes NOT_SERVING first (every door and
+    // every watcher sees it), then the server ends its Watch streams, sends GOAWAY and
+    // closes what is left after DRAIN_GRACE.
     let signal = async move {
         wait_for_signal().await;
         eprintln!("draining: every service NOT_SERVING, watches ending");
-        let _ = stopping_tx.send(());
+        registry.shutdown();
     };
-    let server = dubbo_health_tonic::serve_with_shutdown(listener, registry, signal);
-    tokio::pin!(server);
-    // After the signal, give calls in flight DRAIN_GRACE, then stop regardless.
-    let result = tokio::select! {
-        result = &mut server => result,
-        () = async {
-            let _ = stopping_rx.await;
-            tokio::time::sleep(DRAIN_GRACE).await;
-        } => Ok(()),
-    };
+    let engine = dubbo_health_tonic::Standalone::builder(registry)
+        .reflection(!args.no_reflection)
+        .engine();
+    let result = engine.serve(listener, signal, DRAIN_GRACE).await;
     match result {
         Ok(()) => {
             eprintln!("stopped");
