@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dubbo_health_core::DefaultRegistry;
+use dubbo_health_core::HeapRegistry;
 
 use crate::error::{dh_result, Failure, DH_INVALID_ADDRESS, DH_INVALID_STATE};
 use crate::ffi::{check_out, write_out, ArcCastable, BoxCastable, Castable};
@@ -34,7 +34,7 @@ use crate::registry::dh_registry;
 
 /// The builder the C server options are applied to.
 #[cfg(feature = "server")]
-pub(crate) type Builder = dubbo_health_tonic::StandaloneBuilder<Arc<DefaultRegistry>>;
+pub(crate) type Builder = dubbo_health_tonic::StandaloneBuilder<Arc<HeapRegistry>>;
 
 /// A running (or stopped) standalone health server.
 ///
@@ -66,7 +66,7 @@ mod backend {
 
     pub(super) fn start(
         addr: SocketAddr,
-        registry: Arc<DefaultRegistry>,
+        registry: Arc<HeapRegistry>,
         options: &ServerOptions,
     ) -> Result<(Running, SocketAddr), Failure> {
         super::ignore_sigpipe();
@@ -119,7 +119,7 @@ mod backend {
 
     pub(super) fn start(
         _: SocketAddr,
-        _: Arc<DefaultRegistry>,
+        _: Arc<HeapRegistry>,
         _: &ServerOptions,
     ) -> Result<(Running, SocketAddr), Failure> {
         Err(Failure::new(
