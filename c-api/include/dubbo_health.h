@@ -546,9 +546,12 @@ dh_result dh_list(const dh_registry *reg, dh_list_callback callback, void *userd
 // Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread,
 // with the default options (as `dh_server_start_with(reg, addr, NULL, srv_out)`).
 //
-// `addr` is a NUL-terminated `"IP:PORT"` string, e.g. `"127.0.0.1:50051"` or
-// `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
-// `DH_OK` the port is bound and accepting. The server keeps the registry alive.
+// `addr` is a NUL-terminated string: `"HOST:PORT"` (`"127.0.0.1:50051"`, `"[::1]:0"`,
+// `"localhost:50051"`; a host name is resolved and the first address that binds is used;
+// port 0 picks a free port, see `dh_server_local_port`), or `"unix:PATH"` /
+// `"unix:///PATH"` for a Unix domain socket (a stale socket file is replaced; the file is
+// removed when the server stops or is freed). When this returns `DH_OK` the address is
+// bound and accepting. The server keeps the registry alive.
 //
 // If SIGPIPE is at its default disposition (terminate the process), this sets it to
 // ignored, as Rust programs do: otherwise a client hanging up could kill the host. A
@@ -558,7 +561,8 @@ dh_result dh_list(const dh_registry *reg, dh_list_callback callback, void *userd
 // `dh_server_free`.
 //
 // # Errors
-// * `DH_INVALID_ADDRESS`: `addr` is not an `IP:PORT` string.
+// * `DH_INVALID_ADDRESS`: `addr` is neither `HOST:PORT` nor `unix:PATH`, or its host name
+//   does not resolve (see `dh_last_error_message`).
 // * `DH_IO`: the address cannot be bound (in use, no permission); see
 //   `dh_last_error_message`.
 // * `DH_UNSUPPORTED`: the library was built without its server.
@@ -587,8 +591,8 @@ dh_result dh_server_start(const dh_registry *reg, const char *addr, dh_server **
 // Thread-safe.
 dh_result dh_server_start_with(const dh_registry *reg, const char *addr, const dh_server_options *opts, dh_server **srv_out);
 
-// Writes the port the server listens on to `*port_out` (useful after binding port 0).
-// Still answers after `dh_server_stop`.
+// Writes the port the server listens on to `*port_out` (useful after binding port 0);
+// 0 for a server on a Unix domain socket. Still answers after `dh_server_stop`.
 //
 // # Errors
 // `DH_NULL_PARAMETER` if an argument is NULL.

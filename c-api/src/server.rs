@@ -65,12 +65,19 @@ mod backend {
     pub(super) type Running = dubbo_health_tonic::Standalone;
 
     pub(super) fn start(
-        addr: SocketAddr,
+        addr: &str,
         registry: Arc<HeapRegistry>,
         options: &ServerOptions,
     ) -> Result<(Running, SocketAddr), Failure> {
+        use dubbo_health_tonic::server::ListenAddress;
+        let address = ListenAddress::parse(addr)
+            .map_err(|e| Failure::new(DH_INVALID_ADDRESS, e.to_string()))?;
         super::ignore_sigpipe();
-        let builder = dubbo_health_tonic::Standalone::builder(registry).addr(addr);
+        let builder = dubbo_health_tonic::Standalone::builder(registry);
+        let builder = match address {
+            ListenAddress::Tcp(addrs) => builder.addr(&addrs[..]),
+            ListenAddress::Unix(path) => builder.unix(path),
+        };
         let server = options.apply(builder)?.start().map_err(|e| {
             Failure::new(crate::error::DH_IO, format!("cannot serve on {addr}: {e}"))
         })?;
@@ -118,7 +125,7 @@ mod backend {
     pub(super) enum Running {}
 
     pub(super) fn start(
-        _: SocketAddr,
+        _: &str,
         _: Arc<HeapRegistry>,
         _: &ServerOptions,
     ) -> Result<(Running, SocketAddr), Failure> {
@@ -140,9 +147,12 @@ mod backend {
 /// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread,
 /// with the default options (as `dh_server_start_with(reg, addr, NULL, srv_out)`).
 ///
-/// `addr` is a NUL-terminated `"IP:PORT"` string, e.g. `"127.0.0.1:50051"` or
-/// `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
-/// `DH_OK` the port is bound and accepting. The server keeps the registry alive.
+/// `addr` is a NUL-terminated string: `"HOST:PORT"` (`"127.0.0.1:50051"`, `"[::1]:0"`,
+/// `"localhost:50051"`; a host name is resolved and the first address that binds is used;
+/// port 0 picks a free port, see `dh_server_local_port`), or `"unix:PATH"` /
+/// `"unix:///PATH"` for a Unix domain socket (a stale socket file is replaced; the file is
+/// removed when the server stops or is freed). When this returns `DH_OK` the address is
+/// bound and accepting. The server keeps the registry alive.
 ///
 /// If SIGPIPE is at its default disposition (terminate the process), this sets it to
 /// ignored, as Rust programs do: otherwise a client hanging up could kill the host. A
@@ -152,7 +162,8 @@ mod backend {
 /// `dh_server_free`.
 ///
 /// # Errors
-/// * `DH_INVALID_ADDRESS`: `addr` is not an `IP:PORT` string.
+/// * `DH_INVALID_ADDRESS`: `addr` is neither `HOST:PORT` nor `unix:PATH`, or its host name
+///   does not resolve (see `dh_last_error_message`).
 /// * `DH_IO`: the address cannot be bound (in use, no permission); see
 ///   `dh_last_error_message`.
 /// * `DH_UNSUPPORTED`: the library was built without its server.
@@ -212,20 +223,18 @@ pub unsafe extern "C" fn dh_server_start_with(
         };
         // Safety: non-NULL, and the caller promises a NUL-terminated string.
         let text = unsafe { CStr::from_ptr(addr) };
-        let parsed: SocketAddr = text
+        let text = text
             .to_str()
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Failure::new(DH_INVALID_ADDRESS, format!("{text:?} is not an IP:PORT address")))?;
-        let (running, local) = backend::start(parsed, Arc::clone(&host.registry), options)?;
+            .map_err(|_| Failure::new(DH_INVALID_ADDRESS, format!("{text:?} is not UTF-8")))?;
+        let (running, local) = backend::start(text, Arc::clone(&host.registry), options)?;
         let handle = ServerHandle { addr: local, running: Mutex::new(Some(running)) };
         // Safety: checked non-NULL; valid for writes by the caller's promise.
         unsafe { write_out(srv_out, "srv_out", dh_server::into_handle(handle)) }
     }
 }
 
-/// Writes the port the server listens on to `*port_out` (useful after binding port 0).
-/// Still answers after `dh_server_stop`.
+/// Writes the port the server listens on to `*port_out` (useful after binding port 0);
+/// 0 for a server on a Unix domain socket. Still answers after `dh_server_stop`.
 ///
 /// # Errors
 /// `DH_NULL_PARAMETER` if an argument is NULL.
