@@ -320,7 +320,8 @@ dh_result dh_watch_from_request(const dh_registry *reg, const uint8_t *req, size
 // Thread-safe.
 dh_result dh_watch_next_encoded(const dh_watch *w, int32_t timeout_ms, uint8_t *out, size_t out_cap, size_t *out_len);
 
-// Makes an options object with every option at its default: reflection on, plaintext.
+// Makes an options object with every option at its default: reflection on, plaintext
+// (see `dh_server_options_set_tls`).
 //
 // On success the caller owns `*opts_out`; free it with `dh_server_options_free`.
 //
@@ -349,6 +350,30 @@ void dh_server_options_free(dh_server_options *opts);
 // # Safety
 // `opts` is a live handle not used by another thread during the call.
 dh_result dh_server_options_set_reflection(dh_server_options *opts, bool on);
+
+// Serves TLS with the certificate chain `cert_path` and its private key `key_path` (PEM
+// files; NUL-terminated paths) and, when `client_ca_path` is not NULL, mTLS: clients must
+// present a certificate that chains to the CA certificates in that PEM file, or are
+// refused. ALPN offers `h2` and `http/1.1`. The files are read now (so a bad file is
+// reported here) and again whenever they change while a server runs (checked at most once
+// a second, when a connection arrives): rotating them needs no restart, and a rotation that
+// fails to load keeps the previous certificates. `cert_path` and `key_path` both NULL turn
+// TLS off again (plaintext, the default).
+//
+// # Errors
+// * `DH_IO`: a file cannot be read (the message names it).
+// * `DH_INVALID_ARGUMENT`: a file holds no certificate or key, or the key does not match
+//   the certificate.
+// * `DH_INVALID_UTF8`: a path is not UTF-8.
+// * `DH_NULL_PARAMETER`: `opts` is NULL, or only one of `cert_path` and `key_path` is.
+// * `DH_UNSUPPORTED`: the library was built without its server.
+//
+// On error the options are unchanged.
+//
+// # Safety
+// `opts` is a live handle not used by another thread during the call; each path is NULL
+// or a NUL-terminated string.
+dh_result dh_server_options_set_tls(dh_server_options *opts, const char *cert_path, const char *key_path, const char *client_ca_path);
 
 // Creates a registry holding only the empty name `""` (the whole server) as
 // `DH_STATUS_SERVING`, with room for `DH_DEFAULT_CAPACITY` names (`""` included). Use

@@ -37,11 +37,18 @@ pub struct dh_server_options {
 pub(crate) struct ServerOptions {
     /// Answer gRPC server reflection (`grpc.reflection.v1` and `v1alpha`).
     pub(crate) reflection: bool,
+    /// TLS (and mTLS), loaded by `dh_server_options_set_tls`.
+    #[cfg(feature = "server")]
+    pub(crate) tls: Option<dubbo_health_tonic::server::TlsConfig>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { reflection: true }
+        Self {
+            reflection: true,
+            #[cfg(feature = "server")]
+            tls: None,
+        }
     }
 }
 
@@ -58,11 +65,16 @@ impl ServerOptions {
         &self,
         builder: crate::server::Builder,
     ) -> Result<crate::server::Builder, crate::error::Failure> {
-        Ok(builder.reflection(self.reflection))
+        let builder = builder.reflection(self.reflection);
+        Ok(match &self.tls {
+            Some(tls) => builder.tls(tls.clone()),
+            None => builder,
+        })
     }
 }
 
-/// Makes an options object with every option at its default: reflection on, plaintext.
+/// Makes an options object with every option at its default: reflection on, plaintext
+/// (see `dh_server_options_set_tls`).
 ///
 /// On success the caller owns `*opts_out`; free it with `dh_server_options_free`.
 ///
@@ -114,6 +126,82 @@ pub unsafe extern "C" fn dh_server_options_set_reflection(
         let options = unsafe { options_mut(opts) }?;
         options.reflection = on;
         Ok(())
+    }
+}
+
+/// Serves TLS with the certificate chain `cert_path` and its private key `key_path` (PEM
+/// files; NUL-terminated paths) and, when `client_ca_path` is not NULL, mTLS: clients must
+/// present a certificate that chains to the CA certificates in that PEM file, or are
+/// refused. ALPN offers `h2` and `http/1.1`. The files are read now (so a bad file is
+/// reported here) and again whenever they change while a server runs (checked at most once
+/// a second, when a connection arrives): rotating them needs no restart, and a rotation that
+/// fails to load keeps the previous certificates. `cert_path` and `key_path` both NULL turn
+/// TLS off again (plaintext, the default).
+///
+/// # Errors
+/// * `DH_IO`: a file cannot be read (the message names it).
+/// * `DH_INVALID_ARGUMENT`: a file holds no certificate or key, or the key does not match
+///   the certificate.
+/// * `DH_INVALID_UTF8`: a path is not UTF-8.
+/// * `DH_NULL_PARAMETER`: `opts` is NULL, or only one of `cert_path` and `key_path` is.
+/// * `DH_UNSUPPORTED`: the library was built without its server.
+///
+/// On error the options are unchanged.
+///
+/// # Safety
+/// `opts` is a live handle not used by another thread during the call; each path is NULL
+/// or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_options_set_tls(
+    opts: *mut dh_server_options,
+    cert_path: *const std::ffi::c_char,
+    key_path: *const std::ffi::c_char,
+    client_ca_path: *const std::ffi::c_char,
+) -> dh_result {
+    ffi_fn! {
+        // Safety: forwarded from the caller.
+        let options = unsafe { options_mut(opts) }?;
+        let path = |p: *const std::ffi::c_char, what: &'static str| -> Result<Option<&str>, crate::error::Failure> {
+            if p.is_null() {
+                return Ok(None);
+            }
+            // Safety: non-NULL, and the caller promises a NUL-terminated string.
+            let text = unsafe { std::ffi::CStr::from_ptr(p) };
+            text.to_str().map(Some).map_err(|_| {
+                crate::error::Failure::new(crate::error::DH_INVALID_UTF8, format!("{what} is not UTF-8"))
+            })
+        };
+        let (cert, key, ca) = (path(cert_path, "cert_path")?, path(key_path, "key_path")?, path(client_ca_path, "client_ca_path")?);
+        let (cert, key) = match (cert, key) {
+            (None, None) => {
+                #[cfg(feature = "server")]
+                {
+                    options.tls = None;
+                }
+                return Ok(());
+            }
+            (Some(cert), Some(key)) => (cert, key),
+            (None, Some(_)) => return Err(crate::ffi::null("cert_path")),
+            (Some(_), None) => return Err(crate::ffi::null("key_path")),
+        };
+        #[cfg(feature = "server")]
+        {
+            let tls = dubbo_health_tonic::server::TlsConfig::from_pem_files(cert, key, ca).map_err(|e| {
+                let code = if e.kind() == std::io::ErrorKind::InvalidData {
+                    crate::error::DH_INVALID_ARGUMENT
+                } else {
+                    crate::error::DH_IO
+                };
+                crate::error::Failure::new(code, e.to_string())
+            })?;
+            options.tls = Some(tls);
+            Ok(())
+        }
+        #[cfg(not(feature = "server"))]
+        {
+            let _ = (options, cert, key, ca);
+            Err(crate::error::Failure::new(crate::error::DH_UNSUPPORTED, "built without the server"))
+        }
     }
 }
 

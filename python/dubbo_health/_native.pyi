@@ -1,4 +1,5 @@
 import asyncio
+import os
 from typing import final
 
 from typing_extensions import Self
@@ -89,7 +90,14 @@ class Server:
         *_args: object,
     ) -> bool: ...
 
-def serve(registry: Registry, address: str) -> Server: ...
+def serve(
+    registry: Registry,
+    address: str,
+    *,
+    tls_cert: str | os.PathLike[str] | None = None,
+    tls_key: str | os.PathLike[str] | None = None,
+    tls_client_ca: str | os.PathLike[str] | None = None,
+) -> Server: ...
 def handle_check(registry: Registry, request: bytes) -> bytes: ...
 def handle_list(registry: Registry, request: bytes) -> bytes: ...
 def decode_check_request(request: bytes) -> str: ...

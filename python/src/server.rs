@@ -27,15 +27,41 @@ pub(crate) struct Server {
 
 /// Starts the health service for `registry` on `address`: "host:port" (port 0 picks one;
 /// host names resolve) or "unix:PATH" / "unix:///PATH" (a Unix domain socket, removed on
-/// stop).
+/// stop). `tls_cert` and `tls_key` (PEM files) serve TLS; `tls_client_ca` (PEM) adds mTLS.
+/// The files are reloaded when they change.
 #[pyfunction]
-pub(crate) fn serve(py: Python<'_>, registry: &Registry, address: &str) -> PyResult<Server> {
+#[pyo3(signature = (registry, address, *, tls_cert = None, tls_key = None, tls_client_ca = None))]
+pub(crate) fn serve(
+    py: Python<'_>,
+    registry: &Registry,
+    address: &str,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
+    tls_client_ca: Option<std::path::PathBuf>,
+) -> PyResult<Server> {
     let registry = Arc::clone(&registry.inner);
     let address = address.to_owned();
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some((cert, key, tls_client_ca)),
+        (None, None) if tls_client_ca.is_none() => None,
+        _ => {
+            return Err(PyValueError::new_err(
+                "tls_cert and tls_key go together (and tls_client_ca needs both)",
+            ))
+        }
+    };
     let standalone = py.detach(move || -> PyResult<Standalone> {
         let parsed = ListenAddress::parse(&address)
             .map_err(|err| PyValueError::new_err(format!("bad address {address:?}: {err}")))?;
-        let builder = Standalone::builder(registry);
+        let mut builder = Standalone::builder(registry);
+        if let Some((cert, key, ca)) = tls {
+            let config = dubbo_health_tonic::server::TlsConfig::from_pem_files(cert, key, ca)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => PyValueError::new_err(e.to_string()),
+                    _ => PyErr::from(e),
+                })?;
+            builder = builder.tls(config);
+        }
         let builder = match parsed {
             ListenAddress::Tcp(addrs) => builder.addr(&addrs[..]),
             ListenAddress::Unix(path) => builder.unix(path),

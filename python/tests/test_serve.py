@@ -199,7 +199,42 @@ def test_hostname_and_port_zero(registry: Registry) -> None:
         assert server.port > 0
 
 
-@pytest.mark.parametrize("address", ["", "127.0.0.1", "127.0.0.1:port", "127.0.0.1:99999"])
+def test_unix_socket(registry: Registry, tmp_path: Any) -> None:
+    import os
+    import subprocess
+
+    from conftest import PROBE_TIMEOUT, probe_path
+
+    path = tmp_path / "health.sock"
+    registry.set(GREETER, S.SERVING)
+    with dubbo_health.serve(registry, f"unix:{path}") as server:
+        assert server.port == 0
+        assert server.address == f"unix:{path}"
+        assert path.is_socket()
+        for service, code in [("", 0), (GREETER, 0), ("nope", 3)]:
+            done = subprocess.run(
+                [probe_path(), f"-addr=unix://{path}", f"-service={service}", "-connect-timeout=5s"],
+                capture_output=True,
+                text=True,
+                timeout=PROBE_TIMEOUT,
+                check=False,
+            )
+            assert done.returncode == code, done.stderr
+        # grpcio sends the socket path as :authority, which the HTTP/2 layer (h2) refuses as
+        # malformed; grpc-go and the probe send "localhost", as this option does.
+        options = [("grpc.default_authority", "localhost")]
+        with grpc.insecure_channel(f"unix:{path}", options=options) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            request = health_pb2.HealthCheckRequest(service=GREETER)
+            assert health.Check(request, timeout=5).status == PB.SERVING
+        # A second server on the live socket is refused; the first keeps it.
+        with pytest.raises(OSError):
+            dubbo_health.serve(registry, f"unix://{path}")
+        assert path.is_socket()
+    assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("address", ["", "127.0.0.1", "127.0.0.1:port", "127.0.0.1:99999", "unix:"])
 def test_bad_address(registry: Registry, address: str) -> None:
     with pytest.raises(ValueError, match="address"):
         dubbo_health.serve(registry, address)
@@ -256,3 +291,65 @@ def test_bad_requests_keep_the_server_serving(
             raw_check(payload, timeout=10)
         assert info.value.code() is code
     assert probe(server.port).returncode == 0
+
+
+def _make_certs(directory: Any) -> None:
+    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate, made now."""
+    import subprocess
+
+    script = r"""
+set -e
+mk_ca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.pem -days 1 -subj /CN=$1; }
+mk_leaf() {
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $2.key -out $2.csr -subj /CN=$2
+  printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=%s\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' $3 > $2.ext
+  openssl x509 -req -in $2.csr -CA $1.pem -CAkey $1.key -CAcreateserial -out $2.pem -days 1 -extfile $2.ext
+}
+mk_ca ca; mk_leaf ca server serverAuth; mk_leaf ca client clientAuth
+"""
+    subprocess.run(["sh", "-c", script], cwd=directory, check=True, capture_output=True, timeout=60)
+
+
+def test_tls_and_mtls_with_grpcio(registry: Registry, tmp_path: Any) -> None:
+    _make_certs(tmp_path)
+    ca = (tmp_path / "ca.pem").read_bytes()
+    registry.set(GREETER, S.SERVING)
+    request = health_pb2.HealthCheckRequest(service=GREETER)
+    with dubbo_health.serve(
+        registry, "127.0.0.1:0", tls_cert=tmp_path / "server.pem", tls_key=str(tmp_path / "server.key")
+    ) as server:
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+        with grpc.secure_channel(f"localhost:{server.port}", credentials) as channel:
+            assert health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status == PB.SERVING
+        assert probe(server.port, GREETER, "-tls", f"-tls-ca-cert={tmp_path / 'ca.pem'}").returncode == 0
+        assert probe(server.port, GREETER).returncode == 2  # plaintext to a TLS port
+
+    with dubbo_health.serve(
+        registry,
+        "127.0.0.1:0",
+        tls_cert=tmp_path / "server.pem",
+        tls_key=tmp_path / "server.key",
+        tls_client_ca=tmp_path / "ca.pem",
+    ) as server:
+        mutual = grpc.ssl_channel_credentials(
+            root_certificates=ca,
+            private_key=(tmp_path / "client.key").read_bytes(),
+            certificate_chain=(tmp_path / "client.pem").read_bytes(),
+        )
+        with grpc.secure_channel(f"localhost:{server.port}", mutual) as channel:
+            assert health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status == PB.SERVING
+        anonymous = grpc.ssl_channel_credentials(root_certificates=ca)
+        with grpc.secure_channel(f"localhost:{server.port}", anonymous) as channel:
+            with pytest.raises(grpc.RpcError) as info:
+                health_pb2_grpc.HealthStub(channel).Check(request, timeout=5)
+            assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+def test_bad_tls_arguments(registry: Registry, tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match="go together"):
+        dubbo_health.serve(registry, "127.0.0.1:0", tls_cert="cert.pem")
+    with pytest.raises(OSError, match="missing.pem"):
+        dubbo_health.serve(registry, "127.0.0.1:0", tls_cert=tmp_path / "missing.pem", tls_key=tmp_path / "k")
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    with pytest.raises(ValueError, match="junk.pem"):
+        dubbo_health.serve(registry, "127.0.0.1:0", tls_cert=tmp_path / "junk.pem", tls_key=tmp_path / "junk.pem")

@@ -30,37 +30,34 @@ async fn connect(addr: &str, timeout: Duration) -> Result<HealthClient<Channel>,
         tls: None,
         user_agent: None,
     };
-    dial(&dialer, addr, timeout, false)
-        .await
-        .map(HealthClient::new)
+    match dialer.connect_until(Instant::now() + timeout).await {
+        Ok(channel) => Ok(HealthClient::new(channel)),
+        Err(last) => Err(connect_failed(&dialer, addr, timeout, last, false)),
+    }
 }
 
-/// Connects with `dialer`, retrying until `timeout` as grpc-go's blocking dial does; on
-/// failure prints the probe's message (and, with `verbose`, the last error) and gives exit 2.
-async fn dial(
+/// No connection within `timeout`: the probe's message (and, with `verbose`, the last
+/// error; for an address that is not one, a hint), exit code 2.
+fn connect_failed(
     dialer: &Dialer,
     addr: &str,
     timeout: Duration,
+    last: Option<String>,
     verbose: bool,
-) -> Result<Channel, ExitCode> {
-    match dialer.connect(timeout).await {
-        Ok(channel) => Ok(channel),
-        Err(last) => {
-            eprintln!(
-                "timeout: failed to connect service {addr:?} within {}",
-                duration::display(timeout)
-            );
-            if let Target::Undialable(_) = dialer.target {
-                eprintln!(
-                    "hint: -addr takes host:port, unix:///path or dns:///host:port, not a URL; \
-                     for TLS add -tls"
-                );
-            } else if let (true, Some(last)) = (verbose, last) {
-                eprintln!("last connection error: {last}");
-            }
-            Err(ExitCode::from(CONNECTION_FAILURE))
-        }
+) -> ExitCode {
+    eprintln!(
+        "timeout: failed to connect service {addr:?} within {}",
+        duration::display(timeout)
+    );
+    if let Target::Undialable(_) = dialer.target {
+        eprintln!(
+            "hint: -addr takes host:port, unix:///path or dns:///host:port, not a URL; \
+             for TLS add -tls"
+        );
+    } else if let (true, Some(last)) = (verbose, last) {
+        eprintln!("last connection error: {last}");
     }
+    ExitCode::from(CONNECTION_FAILURE)
 }
 
 fn rpc_failed(status: &Status, rpc_timeout: Duration) -> ExitCode {
@@ -260,36 +257,66 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
         eprintln!("establishing connection");
     }
     let connect_start = Instant::now();
-    let channel = match dial(&dialer, addr, args.connect_timeout, args.verbose).await {
-        Ok(channel) => channel,
-        Err(code) => return code,
-    };
-    let connect_took = connect_start.elapsed();
-    if args.verbose {
-        eprintln!(
-            "connection established (took {})",
-            duration::display(connect_took)
+    let deadline = connect_start + args.connect_timeout;
+    let mut last_error = None;
+    // grpc-go counts a connection as made once the server's HTTP/2 preface arrived; a server
+    // that ends the connection right after the TLS handshake (mTLS refusing the client's
+    // certificate, under TLS 1.3) is a connection failure, retried until the deadline.
+    let (response, connect_took, rpc_start) = loop {
+        let channel = match dialer.connect_until(deadline).await {
+            Ok(channel) => channel,
+            Err(last) => {
+                return connect_failed(
+                    &dialer,
+                    addr,
+                    args.connect_timeout,
+                    last.or(last_error),
+                    args.verbose,
+                )
+            }
+        };
+        let connect_took = connect_start.elapsed();
+        if args.verbose && last_error.is_none() {
+            eprintln!(
+                "connection established (took {})",
+                duration::display(connect_took)
+            );
+        }
+        let mut client = HealthClient::new(channel);
+        if args.gzip {
+            client = client
+                .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        }
+        let rpc_start = Instant::now();
+        let mut request = tonic::Request::from_parts(
+            metadata.clone(),
+            Default::default(),
+            HealthCheckRequest {
+                service: args.service.clone(),
+            },
         );
-    }
-    let mut client = HealthClient::new(channel);
-    if args.gzip {
-        client = client
-            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-    }
-    let rpc_start = Instant::now();
-    let mut request = tonic::Request::from_parts(
-        metadata,
-        Default::default(),
-        HealthCheckRequest {
-            service: args.service.clone(),
-        },
-    );
-    request.set_timeout(args.rpc_timeout);
-    let response = match tokio::time::timeout(args.rpc_timeout, client.check(request)).await {
-        Ok(Ok(r)) => r.into_inner(),
-        Ok(Err(status)) => return rpc_failed(&status, args.rpc_timeout),
-        Err(_) => return rpc_failed(&Status::deadline_exceeded("deadline"), args.rpc_timeout),
+        request.set_timeout(args.rpc_timeout);
+        match tokio::time::timeout(args.rpc_timeout, client.check(request)).await {
+            Ok(Ok(r)) => break (r.into_inner(), connect_took, rpc_start),
+            Ok(Err(status)) if std::error::Error::source(&status).is_some() => {
+                // No answer at all: the connection broke.
+                last_error = Some(crate::connect::error_chain(&status));
+                if Instant::now() >= deadline {
+                    return connect_failed(
+                        &dialer,
+                        addr,
+                        args.connect_timeout,
+                        last_error,
+                        args.verbose,
+                    );
+                }
+                let pause = Duration::from_millis(50);
+                tokio::time::sleep_until((Instant::now() + pause).min(deadline).into()).await;
+            }
+            Ok(Err(status)) => return rpc_failed(&status, args.rpc_timeout),
+            Err(_) => return rpc_failed(&Status::deadline_exceeded("deadline"), args.rpc_timeout),
+        }
     };
     let rpc_took = rpc_start.elapsed();
     let name = status_name(response.status);

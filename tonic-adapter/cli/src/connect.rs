@@ -340,8 +340,7 @@ impl Dialer {
 
     /// Connects, retrying with backoff (as grpc-go's blocking dial does) until `deadline`.
     /// On failure returns the last error.
-    pub(crate) async fn connect(&self, timeout: Duration) -> Result<Channel, Option<String>> {
-        let deadline = Instant::now() + timeout;
+    pub(crate) async fn connect_until(&self, deadline: Instant) -> Result<Channel, Option<String>> {
         let mut backoff = Duration::from_millis(50);
         let mut last = None;
         loop {

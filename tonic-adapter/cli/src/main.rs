@@ -71,6 +71,16 @@ struct ServeArgs {
     /// up front (about 290 bytes per name) but resident only as names are registered.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CAPACITY)]
     capacity: usize,
+    /// Serve TLS with this certificate chain (PEM; needs --tls-key). Reloaded when the file
+    /// changes, and on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<String>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<String>,
+    /// mTLS: require client certificates that chain to these CA certificates (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<String>,
 }
 
 /// grpc-health-probe's flags, with its defaults and meanings.
@@ -206,6 +216,9 @@ fn rewrite_single_dash(args: impl Iterator<Item = String>) -> Vec<String> {
         "help",
         "version",
         "no-reflection",
+        "tls-cert",
+        "tls-key",
+        "tls-client-ca",
     ];
     args.map(|arg| {
         // grpc-health-probe's `-v` is `--verbose` here (`-v` alone already works).
@@ -282,6 +295,22 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            match dubbo_health_tonic::server::TlsConfig::from_pem_files(
+                cert,
+                key,
+                args.tls_client_ca.as_ref(),
+            ) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        _ => None,
+    };
     let listener = match dubbo_health_tonic::server::Listener::bind(&args.addr) {
         Ok(l) => l,
         Err(e) => {
@@ -302,9 +331,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("draining: every service NOT_SERVING, watches ending");
         registry.shutdown();
     };
-    let engine = dubbo_health_tonic::Standalone::builder(registry)
-        .reflection(!args.no_reflection)
-        .engine();
+    let mut builder =
+        dubbo_health_tonic::Standalone::builder(registry).reflection(!args.no_reflection);
+    if let Some(tls) = &tls {
+        builder = builder.tls(tls.clone());
+        tokio::spawn(reload_on_sighup(tls.clone()));
+    }
+    let engine = builder.engine();
     let result = engine.serve(listener, signal, DRAIN_GRACE).await;
     match result {
         Ok(()) => {
@@ -316,6 +349,25 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// SIGHUP: read the TLS certificates again (they are also reloaded when the files change).
+async fn reload_on_sighup(tls: dubbo_health_tonic::server::TlsConfig) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => eprintln!("tls: certificates reloaded (SIGHUP)"),
+                Err(e) => eprintln!("tls: reload failed, keeping the previous certificates: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 async fn wait_for_signal() {

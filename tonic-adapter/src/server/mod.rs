@@ -27,6 +27,7 @@ mod fallback;
 mod http1;
 mod listen;
 mod ready;
+mod tls;
 
 use std::{
     fmt, io,
@@ -51,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use fallback::{BoxError, RequestBody};
 pub use listen::{ListenAddress, Listener};
+pub use tls::{TlsConfig, TLS_RELOAD_POLL};
 
 /// HTTP/2 streams one connection may have open at once: 100,000.
 ///
@@ -166,6 +168,8 @@ struct Shared<R> {
     h2: h2::server::Builder,
     /// Streams being read or watched, over all connections.
     open_calls: Arc<AtomicUsize>,
+    /// TLS on every accepted connection.
+    tls: Option<TlsConfig>,
 }
 
 fn h2_builder() -> h2::server::Builder {
@@ -365,6 +369,30 @@ where
         .await
     }
 
+    /// Serves an accepted connection in `conns`: through a TLS handshake first when the
+    /// engine has TLS (bounded by [`KEEPALIVE_TIMEOUT`]; a failed handshake just closes it).
+    fn spawn_connection<IO>(&self, conns: &mut JoinSet<io::Result<()>>, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Some(tls) = &self.shared.tls else {
+            conns.spawn(self.serve_connection(io));
+            return;
+        };
+        let acceptor = tls.acceptor();
+        let engine = Engine {
+            shared: Arc::clone(&self.shared),
+        };
+        conns.spawn(async move {
+            let stream = tokio::time::timeout(KEEPALIVE_TIMEOUT, acceptor.accept(io))
+                .await
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                })??;
+            engine.serve_connection(stream).await
+        });
+    }
+
     /// [`serve`](Self::serve) with the grace period given by the signal itself.
     async fn serve_until<F>(&self, listener: Listener, signal: F) -> io::Result<()>
     where
@@ -378,13 +406,9 @@ where
                 grace = &mut signal => break grace,
                 () = drain.cancelled() => break Duration::MAX,
                 accepted = listener.accept() => match accepted {
-                    Ok(listen::Accepted::Tcp(tcp)) => {
-                        conns.spawn(self.serve_connection(tcp));
-                    }
+                    Ok(listen::Accepted::Tcp(tcp)) => self.spawn_connection(&mut conns, tcp),
                     #[cfg(unix)]
-                    Ok(listen::Accepted::Unix(unix)) => {
-                        conns.spawn(self.serve_connection(unix));
-                    }
+                    Ok(listen::Accepted::Unix(unix)) => self.spawn_connection(&mut conns, unix),
                     // Out of file descriptors, or a connection reset before it was
                     // accepted: wait a little rather than spin, and go on.
                     Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -505,6 +529,7 @@ pub struct StandaloneBuilder<R> {
     http: Option<Arc<dyn HttpHandler>>,
     fallback: Option<fallback::Fallback>,
     reflection: bool,
+    tls: Option<TlsConfig>,
 }
 
 impl<R> fmt::Debug for StandaloneBuilder<R> {
@@ -514,6 +539,7 @@ impl<R> fmt::Debug for StandaloneBuilder<R> {
             .field("http_handler", &self.http.is_some())
             .field("fallback", &self.fallback.is_some())
             .field("reflection", &self.reflection)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -676,6 +702,26 @@ where
         self
     }
 
+    /// Serves TLS (or mTLS, when the [`TlsConfig`] has a client CA) on every connection the
+    /// server accepts, with ALPN `h2` and `http/1.1`. Certificates are reloaded when their
+    /// files change. [`Engine::serve_connection`] stays plaintext: it serves the I/O it is
+    /// given.
+    ///
+    /// ```no_run
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// use dubbo_health_tonic::server::TlsConfig;
+    ///
+    /// let tls = TlsConfig::from_pem_files("server.pem", "server.key", None::<&str>).unwrap();
+    /// let builder = dubbo_health_tonic::Standalone::builder(&HEALTH).tls(tls);
+    /// # drop(builder);
+    /// ```
+    #[must_use]
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The engine with these options, to serve connections on the caller's runtime. (The
     /// address, if any, is not used.)
     ///
@@ -698,6 +744,7 @@ where
                 drain: CancellationToken::new(),
                 h2: h2_builder(),
                 open_calls: Arc::default(),
+                tls: self.tls,
             }),
         }
     }
@@ -830,6 +877,7 @@ impl Standalone {
             http: None,
             fallback: None,
             reflection: true,
+            tls: None,
         }
     }
 
