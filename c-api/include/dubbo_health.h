@@ -12,6 +12,13 @@
 #define DH_VERSION_PATCH 0
 #define DH_VERSION "0.1.0"
 
+/* A name length meaning "up to the terminating NUL": every function that takes a name as
+ * (name, name_len) accepts a NUL-terminated string with DH_NUL_TERMINATED as its length (at
+ * most DH_MAX_NAME + 1 bytes are read looking for the NUL). DH_CSTR(s) passes both, cast:
+ *     dh_set(reg, DH_CSTR("org.apache.Foo"), DH_STATUS_SERVING, NULL);  */
+#define DH_NUL_TERMINATED SIZE_MAX
+#define DH_CSTR(s) (const uint8_t *)(s), DH_NUL_TERMINATED
+
 
 // The longest name, in bytes, any function accepts.
 #define DH_MAX_NAME 200

@@ -251,12 +251,36 @@ pub(crate) unsafe fn bytes_out<'a>(
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
 }
 
+/// The name length `DH_NUL_TERMINATED` (`SIZE_MAX` in the header): the name is a
+/// NUL-terminated string.
+pub(crate) const NUL_TERMINATED: usize = usize::MAX;
+
 /// Borrows a health-check name given as `(ptr, len)`: at most `MAX_NAME` bytes of UTF-8.
+/// A `len` of [`NUL_TERMINATED`] means up to the first NUL byte (at most `MAX_NAME + 1`
+/// bytes are read looking for it).
 ///
 /// # Safety
-/// As for [`bytes_in`].
+/// As for [`bytes_in`]; with [`NUL_TERMINATED`], `ptr` is NULL or a NUL-terminated string.
 pub(crate) unsafe fn name_in<'a>(ptr: *const u8, len: usize) -> Result<&'a str, Failure> {
     use dubbo_health_core::MAX_NAME;
+    let len = if len == NUL_TERMINATED {
+        if ptr.is_null() {
+            return Err(null("name"));
+        }
+        // Safety: the caller promises a NUL-terminated string; the scan stops at its NUL
+        // or after MAX_NAME + 1 bytes, all inside the string.
+        match (0..=MAX_NAME).find(|&i| unsafe { *ptr.add(i) } == 0) {
+            Some(len) => len,
+            None => {
+                return Err(Failure::new(
+                    crate::error::DH_NAME_TOO_LONG,
+                    format!("NUL-terminated name is longer than {MAX_NAME} bytes"),
+                ))
+            }
+        }
+    } else {
+        len
+    };
     if len > MAX_NAME {
         return Err(Failure::new(
             crate::error::DH_NAME_TOO_LONG,

@@ -33,7 +33,9 @@
 //! A NULL pointer where one is required is [`DH_NULL_PARAMETER`];
 //! a panic never unwinds into C, it becomes [`DH_PANIC`].
 //! Names are `(const uint8_t *ptr, size_t len)` of UTF-8, no NUL terminator needed; a
-//! zero `len` may come with a NULL `ptr`.
+//! zero `len` may come with a NULL `ptr`. A `len` of `DH_NUL_TERMINATED` (`SIZE_MAX`) takes
+//! `ptr` as a NUL-terminated C string instead (`DH_CSTR("name")` in the header expands to
+//! both, cast); at most `DH_MAX_NAME + 1` bytes are read looking for the NUL.
 //!
 //! Every function may be called from any thread. Handles are reference counted where
 //! they are shared: a registry freed by its owner stays alive until the last watch and

@@ -238,6 +238,33 @@ int main(void) {
     CHECK(strstr(last_error(), "panic") != NULL);
     CHECK_OK(dh_get(reg, NAME("greeter"), &st));
 
+    /* C strings: DH_CSTR / DH_NUL_TERMINATED */
+    {
+        dh_registry *cs = NULL;
+        char long_name[DH_MAX_NAME + 2];
+        char max_name[DH_MAX_NAME + 1];
+        CHECK_OK(dh_registry_new(&cs));
+        memset(long_name, 'x', sizeof long_name - 1);
+        long_name[sizeof long_name - 1] = 0;
+        memset(max_name, 'y', sizeof max_name - 1);
+        max_name[sizeof max_name - 1] = 0;
+        CHECK_OK(dh_set(cs, DH_CSTR("org.apache.CStr"), DH_STATUS_NOT_SERVING, NULL));
+        CHECK_OK(dh_get(cs, NAME("org.apache.CStr"), &st));
+        CHECK(st == DH_STATUS_NOT_SERVING);
+        CHECK_OK(dh_get(cs, DH_CSTR("org.apache.CStr"), &st));
+        CHECK(st == DH_STATUS_NOT_SERVING);
+        CHECK_OK(dh_get(cs, DH_CSTR(""), &st)); /* "" is the whole server */
+        CHECK_OK(dh_set(cs, DH_CSTR(max_name), DH_STATUS_SERVING, NULL));
+        CHECK_RC(dh_set(cs, DH_CSTR(long_name), DH_STATUS_SERVING, NULL), DH_NAME_TOO_LONG);
+        CHECK(strstr(last_error(), "NUL-terminated") != NULL);
+        CHECK_RC(dh_get(cs, NULL, DH_NUL_TERMINATED, &st), DH_NULL_PARAMETER);
+        CHECK_RC(dh_set(cs, DH_CSTR("bad \xff utf-8"), DH_STATUS_SERVING, NULL), DH_INVALID_UTF8);
+        CHECK_OK(dh_clear(cs, DH_CSTR("org.apache.CStr"), NULL));
+        CHECK_RC(dh_get(cs, DH_CSTR("org.apache.CStr"), &st), DH_NOT_FOUND);
+        CHECK_OK(dh_clear(cs, DH_CSTR(max_name), NULL));
+        dh_registry_free(cs);
+    }
+
     dh_registry_free(reg);
     dh_registry_free(NULL);
     TEST_PASSED("test_registry");
