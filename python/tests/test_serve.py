@@ -213,7 +213,12 @@ def test_unix_socket(registry: Registry, tmp_path: Any) -> None:
         assert path.is_socket()
         for service, code in [("", 0), (GREETER, 0), ("nope", 3)]:
             done = subprocess.run(
-                [probe_path(), f"-addr=unix://{path}", f"-service={service}", "-connect-timeout=5s"],
+                [
+                    probe_path(),
+                    f"-addr=unix://{path}",
+                    f"-service={service}",
+                    "-connect-timeout=5s",
+                ],
                 capture_output=True,
                 text=True,
                 timeout=PROBE_TIMEOUT,
@@ -228,7 +233,7 @@ def test_unix_socket(registry: Registry, tmp_path: Any) -> None:
             request = health_pb2.HealthCheckRequest(service=GREETER)
             assert health.Check(request, timeout=5).status == PB.SERVING
         # A second server on the live socket is refused; the first keeps it.
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="in use"):
             dubbo_health.serve(registry, f"unix://{path}")
         assert path.is_socket()
     assert not os.path.exists(path)
@@ -297,16 +302,23 @@ def _make_certs(directory: Any) -> None:
     """A CA, a server certificate for localhost/127.0.0.1 and a client certificate, made now."""
     import subprocess
 
-    script = r"""
-set -e
-mk_ca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.pem -days 1 -subj /CN=$1; }
-mk_leaf() {
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $2.key -out $2.csr -subj /CN=$2
-  printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=%s\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' $3 > $2.ext
-  openssl x509 -req -in $2.csr -CA $1.pem -CAkey $1.key -CAcreateserial -out $2.pem -days 1 -extfile $2.ext
-}
-mk_ca ca; mk_leaf ca server serverAuth; mk_leaf ca client clientAuth
-"""
+    ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+    ext = "basicConstraints=CA:FALSE\\nextendedKeyUsage=%s"
+    ext += "\\nsubjectAltName=DNS:localhost,IP:127.0.0.1"
+    script = "\n".join(
+        [
+            "set -e",
+            f"mk_ca() {{ openssl req -x509 {ec} -keyout $1.key -out $1.pem -days 1 \\",
+            "  -subj /CN=$1; }",
+            "mk_leaf() {",
+            f"  openssl req {ec} -keyout $2.key -out $2.csr -subj /CN=$2",
+            f"  printf '{ext}\\n' $3 > $2.ext",
+            "  openssl x509 -req -in $2.csr -CA $1.pem -CAkey $1.key -CAcreateserial \\",
+            "    -out $2.pem -days 1 -extfile $2.ext",
+            "}",
+            "mk_ca ca; mk_leaf ca server serverAuth; mk_leaf ca client clientAuth",
+        ]
+    )
     subprocess.run(["sh", "-c", script], cwd=directory, check=True, capture_output=True, timeout=60)
 
 
@@ -316,12 +328,20 @@ def test_tls_and_mtls_with_grpcio(registry: Registry, tmp_path: Any) -> None:
     registry.set(GREETER, S.SERVING)
     request = health_pb2.HealthCheckRequest(service=GREETER)
     with dubbo_health.serve(
-        registry, "127.0.0.1:0", tls_cert=tmp_path / "server.pem", tls_key=str(tmp_path / "server.key")
+        registry,
+        "127.0.0.1:0",
+        tls_cert=tmp_path / "server.pem",
+        tls_key=str(tmp_path / "server.key"),
     ) as server:
         credentials = grpc.ssl_channel_credentials(root_certificates=ca)
         with grpc.secure_channel(f"localhost:{server.port}", credentials) as channel:
-            assert health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status == PB.SERVING
-        assert probe(server.port, GREETER, "-tls", f"-tls-ca-cert={tmp_path / 'ca.pem'}").returncode == 0
+            assert (
+                health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status == PB.SERVING
+            )
+        assert (
+            probe(server.port, GREETER, "-tls", f"-tls-ca-cert={tmp_path / 'ca.pem'}").returncode
+            == 0
+        )
         assert probe(server.port, GREETER).returncode == 2  # plaintext to a TLS port
 
     with dubbo_health.serve(
@@ -337,7 +357,9 @@ def test_tls_and_mtls_with_grpcio(registry: Registry, tmp_path: Any) -> None:
             certificate_chain=(tmp_path / "client.pem").read_bytes(),
         )
         with grpc.secure_channel(f"localhost:{server.port}", mutual) as channel:
-            assert health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status == PB.SERVING
+            assert (
+                health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status == PB.SERVING
+            )
         anonymous = grpc.ssl_channel_credentials(root_certificates=ca)
         with grpc.secure_channel(f"localhost:{server.port}", anonymous) as channel:
             with pytest.raises(grpc.RpcError) as info:
@@ -348,8 +370,12 @@ def test_tls_and_mtls_with_grpcio(registry: Registry, tmp_path: Any) -> None:
 def test_bad_tls_arguments(registry: Registry, tmp_path: Any) -> None:
     with pytest.raises(ValueError, match="go together"):
         dubbo_health.serve(registry, "127.0.0.1:0", tls_cert="cert.pem")
-    with pytest.raises(OSError, match="missing.pem"):
-        dubbo_health.serve(registry, "127.0.0.1:0", tls_cert=tmp_path / "missing.pem", tls_key=tmp_path / "k")
+    with pytest.raises(OSError, match=r"missing\.pem"):
+        dubbo_health.serve(
+            registry, "127.0.0.1:0", tls_cert=tmp_path / "missing.pem", tls_key=tmp_path / "k"
+        )
     (tmp_path / "junk.pem").write_text("not a certificate\n")
-    with pytest.raises(ValueError, match="junk.pem"):
-        dubbo_health.serve(registry, "127.0.0.1:0", tls_cert=tmp_path / "junk.pem", tls_key=tmp_path / "junk.pem")
+    with pytest.raises(ValueError, match=r"junk\.pem"):
+        dubbo_health.serve(
+            registry, "127.0.0.1:0", tls_cert=tmp_path / "junk.pem", tls_key=tmp_path / "junk.pem"
+        )
