@@ -7,18 +7,28 @@ package healthinterop
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking (Watch)
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -59,10 +69,14 @@ func probe(t *testing.T) string {
 }
 
 // startServer runs `dubbo-health serve --control-stdin` with the seed's Greeter SERVING.
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary(t), "serve", "--addr", "127.0.0.1:0", "--control-stdin",
-		"--set", greeter+"=SERVING")
+	addr := "127.0.0.1:0"
+	if len(extra) > 0 && strings.HasPrefix(extra[0], "unix:") {
+		addr, extra = extra[0], extra[1:]
+	}
+	args := append([]string{"serve", "--addr", addr, "--control-stdin", "--set", greeter + "=SERVING"}, extra...)
+	cmd := exec.Command(binary(t), args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -397,5 +411,121 @@ func TestGreeterHostExample(t *testing.T) {
 	}
 	if code, out := exitCode(t, probe(t), "-addr="+addr); code != 0 {
 		t.Fatalf("grpc-health-probe on greeter_host exited %d: %s", code, out)
+	}
+}
+
+// TestUnixSocket: grpc-go dials `serve --addr unix:PATH`, and the socket file goes when the
+// server stops.
+func TestUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "health.sock")
+	s := startServer(t, "unix:"+path)
+	if s.addr != "unix:"+path {
+		t.Fatalf("listening %q", s.addr)
+	}
+	conn := dial(t, "unix://"+path)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: greeter})
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Check over the Unix socket: %v %v", resp, err)
+	}
+	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.cmd.Wait()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket file left behind: %v", err)
+	}
+}
+
+// writeCert signs a certificate for 127.0.0.1/localhost (or a CA when parent is nil) and
+// writes NAME.pem and NAME.key.
+func writeCert(t *testing.T, dir, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	if parent == nil {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
+		parent, parentKey = tmpl, key
+	} else {
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDer, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDer}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// TestMutualTLS: grpc-go with a client certificate from the client CA checks and watches
+// over mTLS; without one it is refused.
+func TestMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := writeCert(t, dir, "ca", nil, nil, 0)
+	writeCert(t, dir, "server", ca, caKey, x509.ExtKeyUsageServerAuth)
+	writeCert(t, dir, "client", ca, caKey, x509.ExtKeyUsageClientAuth)
+	s := startServer(t, "--tls-cert", filepath.Join(dir, "server.pem"), "--tls-key", filepath.Join(dir, "server.key"),
+		"--tls-client-ca", filepath.Join(dir, "ca.pem"))
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(certs []tls.Certificate) *grpc.ClientConn {
+		creds := credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: certs})
+		conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	client := healthpb.NewHealthClient(connect([]tls.Certificate{pair}))
+	resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{Service: greeter})
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Check over mTLS: %v %v", resp, err)
+	}
+	stream, err := client.Watch(ctx, &healthpb.HealthCheckRequest{Service: greeter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv(t, stream, healthpb.HealthCheckResponse_SERVING)
+	s.control(t, "set "+greeter+" NOT_SERVING")
+	recv(t, stream, healthpb.HealthCheckResponse_NOT_SERVING)
+
+	short, cancelShort := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelShort()
+	_, err = healthpb.NewHealthClient(connect(nil)).Check(short, &healthpb.HealthCheckRequest{Service: greeter})
+	if code := status.Code(err); code != codes.Unavailable {
+		t.Fatalf("Check without a client certificate: want UNAVAILABLE, got %v (%v)", code, err)
 	}
 }
