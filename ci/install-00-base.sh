@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
-need_apt build-essential pkg-config cmake curl ca-certificates python3-venv
+need_apt build-essential pkg-config cmake curl ca-certificates python3-venv shellcheck
 need_rustup_component rustfmt clippy
 need_rustup_target x86_64-unknown-none thumbv7em-none-eabihf
 # Miri needs a nightly; keep the one a machine has (no surprise update mid-project).

@@ -16,7 +16,7 @@ from importlib import metadata
 try:
     from packaging.requirements import Requirement
 except ImportError:  # a fresh venv has pip's vendored copy only
-    from pip._vendor.packaging.requirements import Requirement
+    from pip._vendor.packaging.requirements import Requirement  # type: ignore[assignment]
 
 
 def requirements(args: list[str]) -> list[str]:

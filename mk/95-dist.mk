@@ -53,9 +53,9 @@ dist-c:
 	mv $(C_DIST_STAGE)/usr/local $(C_DIST_STAGE)/$(C_DIST_NAME)
 	@mkdir -p $(DIST)
 	rm -f $(DIST)/dubbo-health-c-*
-	$(DIST_TAR) -C $(C_DIST_STAGE) --exclude=$(C_DIST_NAME)/lib/.debug -cf - $(C_DIST_NAME) | gzip -9n > $(DIST)/$(C_DIST_NAME).tar.gz
-	$(DIST_TAR) -C $(C_DIST_STAGE) -cf - $(C_DIST_NAME)/lib/.debug | gzip -9n > $(DIST)/$(C_DIST_NAME)-dbg.tar.gz
+	$(DIST_TAR) -C $(C_DIST_STAGE) --exclude=$(C_DIST_NAME)/lib/.debug -cf - $(C_DIST_NAME) | gzip -n > $(DIST)/$(C_DIST_NAME).tar.gz
+	$(DIST_TAR) -C $(C_DIST_STAGE) -cf - $(C_DIST_NAME)/lib/.debug | gzip -n > $(DIST)/$(C_DIST_NAME)-dbg.tar.gz
 
 test-dist: dist-build
-	DIST=$(DIST) C_DIST_NAME=$(C_DIST_NAME) DIST_VERSION=$(DIST_VERSION) C_NATIVE_LIBS="$(C_NATIVE_LIBS)" \
-		WHEELHOUSE=$(CARGO_TARGET_DIR)/wheelhouse bash tests/dist/test-dist.sh
+	DIST=$(DIST) C_DIST_NAME=$(C_DIST_NAME) DIST_VERSION=$(DIST_VERSION) \
+		WHEELHOUSE=$(CARGO_TARGET_DIR)/wheelhouse SDIST_BUILD=$(CARGO_TARGET_DIR)/sdist-build bash tests/dist/test-dist.sh
