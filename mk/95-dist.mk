@@ -33,9 +33,18 @@ dist-build: dist-crates dist-python dist-c
 	@echo "make dist: $(DIST)"; ls -l $(DIST) | tail -n +2
 
 # `cargo publish --dry-run` packages each crate and builds it from the package, against the
-# other two packaged ones (they are not on crates.io yet).
+# other two packaged ones (they are not on crates.io yet), which cargo serves from a local
+# registry in target/package. Cargo takes a registry crate of a given name and version to
+# be immutable: it never unpacks it again (under $CARGO_HOME/registry/src/-HASH/) nor
+# rebuilds it. So the last run's unpacked copies go first, and the check builds in a target
+# dir of its own from which our crates are cleaned: otherwise tonic would be checked against
+# the core of an earlier run. (The registry crates stay built there between runs.)
+CARGO_HOME ?= $(HOME)/.cargo
+DIST_VERIFY_DIR := $(CARGO_TARGET_DIR)/publish-check
 dist-crates:
-	$(CARGO) publish --workspace --dry-run --locked --allow-dirty
+	rm -rf $(foreach c,$(DIST_CRATES),$(CARGO_HOME)/registry/src/-*/$(c)-$(DIST_VERSION))
+	$(CARGO) clean --quiet --target-dir $(DIST_VERIFY_DIR) $(addprefix -p ,$(DIST_CRATES))
+	$(CARGO) publish --workspace --dry-run --locked --allow-dirty --target-dir $(DIST_VERIFY_DIR)
 	$(CARGO) package --locked --allow-dirty --no-verify $(addprefix -p ,$(DIST_CRATES))
 	@mkdir -p $(DIST)
 	cp $(foreach c,$(DIST_CRATES),$(CARGO_TARGET_DIR)/package/$(c)-$(DIST_VERSION).crate) $(DIST)/
