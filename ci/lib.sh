@@ -27,6 +27,10 @@ deps_install() {
 # need_apt PACKAGE...: Debian packages, installed with apt-get when running as root.
 need_apt() {
     local missing=() p
+    if ! command -v dpkg-query >/dev/null; then
+        echo "deps: not a Debian system: make sure these (or their equivalents) are installed: $*" >&2
+        return 0
+    fi
     for p in "$@"; do
         dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
     done

@@ -44,13 +44,13 @@ pid=$!
 exec 3>"$tmp/in"
 
 addr=
-for _ in $(seq 1 600); do   # the build may take a while on a cold cache: up to 5 minutes
+for _ in $(seq 1 2400); do   # on a cold cache this is the first build of the CLI: up to 20 minutes
     addr=$(sed -n 's/^listening \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$tmp/err")
     [ -n "$addr" ] && break
     kill -0 "$pid" 2>/dev/null || fail "make demo exited before it listened"
     sleep 0.5
 done
-[ -n "$addr" ] || fail "make demo did not listen within 5 minutes"
+[ -n "$addr" ] || fail "make demo did not listen within 20 minutes"
 grep -qF "dubbo-health is serving grpc.health.v1.Health on 127.0.0.1:0" "$tmp/out" || fail "no banner"
 
 probe() { grpc-health-probe -addr="$addr" -connect-timeout=2s -rpc-timeout=2s "$@" >/dev/null 2>&1; }

@@ -7,7 +7,8 @@
 #   - the C tarball, into a fresh prefix: c-api/examples/standalone.c built from the
 #     pkg-config flags alone (shared: runs with no LD_LIBRARY_PATH; static: no libdubbo_health
 #     NEEDED) and with CMake (both targets), each run and probed; the libraries are stripped
-#     and gdb finds their line tables once the -dbg tarball is unpacked beside them;
+#     and gdb finds their line tables once the -dbg tarball is unpacked beside them; they
+#     are the same bytes when built again;
 #   - the crates: what they hold, and their README examples are the doc-tested ones.
 # Run by make test-dist, which passes DIST, DIST_VERSION, C_DIST_NAME, WHEELHOUSE, SDIST_BUILD.
 set -euo pipefail
@@ -215,6 +216,12 @@ cmake -S "$tmp/cmake" -B "$tmp/cmake/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/
 cmake --build "$tmp/cmake/build" -j2 >/dev/null
 standalone_probe "$tmp/cmake/build/standalone-cmake-shared"
 standalone_probe "$tmp/cmake/build/standalone-cmake-static"
+
+# The tarballs are reproducible: built again, they are the same bytes.
+make --no-print-directory -s dist-c DIST="$tmp/dist-again" >/dev/null
+cmp "$tarball" "$tmp/dist-again/$C_DIST_NAME.tar.gz" && cmp "$dbg" "$tmp/dist-again/$C_DIST_NAME-dbg.tar.gz" \
+    || fail "the C tarballs differ when built again"
+echo "test-dist: the C tarballs are the same bytes when built again"
 
 # make install into a system prefix: no rpath in the .pc; C_STRIP=0 keeps the debug info.
 make --no-print-directory -s install-c PREFIX=/usr DESTDIR="$tmp/sysroot" C_STRIP=0 >/dev/null
