@@ -19,12 +19,14 @@ need_pip "$PY" \
 
 need_go_install github.com/grpc-ecosystem/grpc-health-probe v0.4.61
 
-# With the dubbo extra: apache-dubbo 3.0.0b1, the host python/tests/test_dubbo.py serves from.
-# (pip-missing.py checks an installed package's extras against its own metadata.)
+# The dubbo extra of the package (apache-dubbo 3.0.0b1), for the host python/tests/test_dubbo.py
+# serves from: read from python/pyproject.toml, so it follows the package's own pin.
+need_pip "$PY" --extra python/pyproject.toml dubbo
+
 STAMP=$CARGO_TARGET_DIR/python-installed.stamp
-if [ ! -f "$STAMP" ] || [ -n "$("$PY" ci/pip-missing.py 'dubbo-health[dubbo]')" ]; then
+if [ ! -f "$STAMP" ] || ! "$PY" -c 'import dubbo_health' 2>/dev/null; then
     deps_install "the dubbo-health wheel into $PY (pip install ./python: compiles Rust for a few minutes)"
-    PATH="$(dirname "$PY"):$PATH" "$PY" -m pip install -q --no-build-isolation "./python[dubbo]"
+    PATH="$(dirname "$PY"):$PATH" "$PY" -m pip install -q --no-build-isolation ./python
     mkdir -p "$CARGO_TARGET_DIR"
     "$PY" -c 'import dubbo_health; print(dubbo_health.__version__)' >"$STAMP"
 fi

@@ -1,7 +1,7 @@
 """Prints the pip requirements given as arguments that this Python does not satisfy yet.
 
     python ci/pip-missing.py "pytest" "grpcio==1.85.3" -r tests/interop/requirements.txt
-    python ci/pip-missing.py "dubbo-health[dubbo]"     # also the dependencies of an extra
+    python ci/pip-missing.py --extra python/pyproject.toml dubbo   # what an extra needs
 
 One requirement per output line, as given (ready for `pip install`); nothing when all are
 met. It reads installed versions with importlib.metadata and compares them with pip's own
@@ -17,6 +17,17 @@ try:
     from packaging.requirements import Requirement
 except ImportError:  # a fresh venv has pip's vendored copy only
     from pip._vendor.packaging.requirements import Requirement  # type: ignore[assignment]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pip vendors a copy of what became tomllib
+    from pip._vendor import tomli as tomllib
+
+
+def extra_requirements(pyproject: str, extra: str) -> list[str]:
+    with open(pyproject, "rb") as f:
+        project = tomllib.load(f)["project"]
+    found: list[str] = project["optional-dependencies"][extra]
+    return found
 
 
 def requirements(args: list[str]) -> list[str]:
@@ -29,13 +40,14 @@ def requirements(args: list[str]) -> list[str]:
                     line = line.split("#", 1)[0].strip()
                     if line:
                         out.append(line)
+        elif arg == "--extra":
+            out.extend(extra_requirements(next(it), next(it)))
         else:
             out.append(arg)
     return out
 
 
 def satisfied(text: str) -> bool:
-    """Installed at a matching version, and so are its dependencies for the extras asked."""
     req = Requirement(text)
     if req.marker is not None and not req.marker.evaluate():
         return True
@@ -43,17 +55,7 @@ def satisfied(text: str) -> bool:
         version = metadata.version(req.name)
     except metadata.PackageNotFoundError:
         return False
-    if not req.specifier.contains(version, prereleases=True):
-        return False
-    for extra in req.extras:
-        for dep_text in metadata.requires(req.name) or []:
-            dep = Requirement(dep_text)
-            if dep.marker is None or not dep.marker.evaluate({"extra": extra}):
-                continue  # not of this extra (the base dependencies pip checked already)
-            dep.marker = None
-            if not satisfied(str(dep)):
-                return False
-    return True
+    return req.specifier.contains(version, prereleases=True)
 
 
 def main() -> None:

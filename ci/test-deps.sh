@@ -28,6 +28,9 @@ expect 1 "apt-get update && apt-get install -y dubbo-health-no-such-package" \
     env DEPS_APT=0 bash -c '. ci/lib.sh; need_apt build-essential dubbo-health-no-such-package'
 expect 3 "would install Python packages into $PY: pytest==0.0.1 dubbo-health-no-such-package" \
     need_pip "$PY" pytest pytest==0.0.1 dubbo-health-no-such-package
+printf '[project]\nname = "x"\n[project.optional-dependencies]\nextra = ["pytest", "dubbo-health-no-such-package>=1"]\n' >"$tmp/pyproject.toml"
+expect 3 "would install Python packages into $PY: dubbo-health-no-such-package>=1" \
+    need_pip "$PY" --extra "$tmp/pyproject.toml" extra
 expect 3 "would install github.com/grpc-ecosystem/grpc-health-probe@v0.0.1" \
     need_go_install github.com/grpc-ecosystem/grpc-health-probe v0.0.1
 expect 3 "would install cbindgen 0.0.1" need_cargo_install cbindgen 0.0.1
