@@ -15,8 +15,12 @@
 // The longest name, in bytes, any function accepts.
 #define DH_MAX_NAME 200
 
-// How many names one registry holds (the empty name `""` included).
-#define DH_REGISTRY_CAPACITY 1024
+// How many names a registry from `dh_registry_new` holds (the empty name `""` included);
+// `dh_registry_new_with_capacity` takes another capacity.
+#define DH_DEFAULT_CAPACITY 16384
+
+// The largest capacity `dh_registry_new_with_capacity` accepts.
+#define DH_MAX_CAPACITY 16777215
 
 // `List` answers `RESOURCE_EXHAUSTED` when more names than this are registered.
 #define DH_LIST_LIMIT 100
@@ -95,7 +99,8 @@ typedef void (*dh_watch_callback)(void *userdata);
 // a status is being set.
 #define DH_INVALID_STATUS -5
 
-// The registry holds as many names as it can (`DH_REGISTRY_CAPACITY`); clear one first.
+// The registry holds as many names as its capacity (`DH_DEFAULT_CAPACITY` unless made with
+// `dh_registry_new_with_capacity`); clear one first, or make a larger registry.
 #define DH_FULL -6
 
 // The name is not registered.
@@ -306,22 +311,43 @@ dh_result dh_watch_from_request(const dh_registry *reg, const uint8_t *req, size
 dh_result dh_watch_next_encoded(const dh_watch *w, int32_t timeout_ms, uint8_t *out, size_t out_cap, size_t *out_len);
 
 // Creates a registry holding only the empty name `""` (the whole server) as
-// `DH_STATUS_SERVING`. Its capacity is `DH_REGISTRY_CAPACITY` names.
+// `DH_STATUS_SERVING`, with room for `DH_DEFAULT_CAPACITY` names (`""` included). Use
+// `dh_registry_new_with_capacity` for another capacity.
 //
 // On success the caller owns `*reg_out` and releases it with `dh_registry_free`.
 //
-// The registry is built on a short-lived internal thread, so this works from threads
-// with small stacks.
+// Starts no thread and does no I/O: the registry's memory is one zeroed allocation, made
+// resident only as names are registered.
 //
 // # Errors
 // * `DH_NULL_PARAMETER`: `reg_out` is NULL.
-// * `DH_IO`: that thread could not be started.
+// * `DH_INVALID_ARGUMENT`: the memory could not be allocated.
 //
 // # Safety
 // `reg_out` is valid for a write.
 //
 // Thread-safe.
 dh_result dh_registry_new(dh_registry **reg_out);
+
+// Creates a registry holding only the empty name `""` as `DH_STATUS_SERVING`, with room
+// for `capacity` names (`""` included): from 1 to `DH_MAX_CAPACITY`.
+//
+// On success the caller owns `*reg_out` and releases it with `dh_registry_free`.
+//
+// About 290 bytes of address space per name of capacity are reserved, zeroed, and become
+// resident only as names are registered: an empty registry of 1,000,000 names is a few pages.
+// Starts no thread and does no I/O.
+//
+// # Errors
+// * `DH_NULL_PARAMETER`: `reg_out` is NULL.
+// * `DH_INVALID_ARGUMENT`: `capacity` is 0 or over `DH_MAX_CAPACITY`, or the memory could not
+//   be allocated (`dh_last_error_message` says which).
+//
+// # Safety
+// `reg_out` is valid for a write.
+//
+// Thread-safe.
+dh_result dh_registry_new_with_capacity(size_t capacity, dh_registry **reg_out);
 
 // Makes another handle to the same registry, for a second owner.
 //
@@ -365,7 +391,7 @@ void dh_registry_free(dh_registry *reg);
 // * `DH_NAME_TOO_LONG`: `name_len > DH_MAX_NAME`.
 // * `DH_INVALID_UTF8`: the name is not UTF-8.
 // * `DH_INVALID_STATUS`: `status` is `DH_STATUS_SERVICE_UNKNOWN` or not a status at all.
-// * `DH_FULL`: the name is new and the registry already holds `DH_REGISTRY_CAPACITY` names.
+// * `DH_FULL`: the name is new and the registry already holds as many names as its capacity.
 //
 // # Safety
 // `reg` is a live handle; `name` is readable for `name_len` bytes; `outcome_out` is NULL

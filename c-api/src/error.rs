@@ -40,7 +40,8 @@ pub const DH_NAME_TOO_LONG: dh_result = -4;
 /// A status integer is not a `DH_STATUS_*` value, or is `DH_STATUS_SERVICE_UNKNOWN` where
 /// a status is being set.
 pub const DH_INVALID_STATUS: dh_result = -5;
-/// The registry holds as many names as it can (`DH_REGISTRY_CAPACITY`); clear one first.
+/// The registry holds as many names as its capacity (`DH_DEFAULT_CAPACITY` unless made with
+/// `dh_registry_new_with_capacity`); clear one first, or make a larger registry.
 pub const DH_FULL: dh_result = -6;
 /// The name is not registered.
 pub const DH_NOT_FOUND: dh_result = -7;

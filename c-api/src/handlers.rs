@@ -59,7 +59,7 @@ fn write_message(text: impl fmt::Display, out: &mut [u8]) -> usize {
 }
 
 /// A core handler: `wire::handle_check` or `wire::handle_list`.
-type Handler = fn(&dubbo_health_core::DefaultRegistry, &[u8], &mut [u8]) -> Result<usize, RpcError>;
+type Handler = fn(&dubbo_health_core::HeapRegistry, &[u8], &mut [u8]) -> Result<usize, RpcError>;
 
 /// Shared body of `dh_handle_check` / `dh_handle_list`.
 ///

@@ -19,11 +19,13 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use dubbo_health_core::DefaultRegistry;
+use dubbo_health_core::HeapRegistry;
 
-use crate::error::{dh_result, Failure, DH_NOT_FOUND};
+use crate::error::{dh_result, Failure, DH_INVALID_ARGUMENT, DH_NOT_FOUND};
 use crate::ffi::{check_out, name_in, write_opt, write_out, ArcCastable, Castable};
-use crate::status::{dh_set_outcome, dh_status, outcome_to_c, status_from_c, status_to_c};
+use crate::status::{
+    dh_set_outcome, dh_status, outcome_to_c, status_from_c, status_to_c, DH_DEFAULT_CAPACITY,
+};
 
 /// A health registry: service name → serving status.
 ///
@@ -36,12 +38,12 @@ pub struct dh_registry {
 
 /// What a `dh_registry` handle points to.
 ///
-/// Watches and servers hold the inner `Arc<DefaultRegistry>` directly, so the registry
+/// Watches and servers hold the inner `Arc<HeapRegistry>` directly, so the registry
 /// stays alive while they do; the host's own handles (this struct, one `Arc` strong
 /// reference per handle) decide when watches end.
 #[derive(Debug)]
 pub(crate) struct HostRegistry {
-    pub(crate) registry: Arc<DefaultRegistry>,
+    pub(crate) registry: Arc<HeapRegistry>,
 }
 
 impl Castable for dh_registry {
@@ -58,11 +60,13 @@ impl Drop for HostRegistry {
     }
 }
 
-/// Makes a registry directly on the heap (`DefaultRegistry::new_arc`): the registry is
-/// about 240 KiB, too large to build by value on a host thread with a small stack (musl's
-/// 128 KiB default, many thread pools).
-pub(crate) fn new_registry() -> Result<Arc<DefaultRegistry>, Failure> {
-    Ok(DefaultRegistry::new_arc())
+/// Makes a registry of `capacity` names. Its memory is allocated zeroed up front (about 290
+/// bytes of address space per name) and becomes resident only as names are registered; the
+/// registry value itself is small, so nothing large is built on the caller's stack.
+pub(crate) fn new_registry(capacity: usize) -> Result<Arc<HeapRegistry>, Failure> {
+    HeapRegistry::with_capacity(capacity)
+        .map(Arc::new)
+        .map_err(|e| Failure::new(DH_INVALID_ARGUMENT, e.to_string()))
 }
 
 /// Borrows the registry behind a handle.
@@ -71,22 +75,23 @@ pub(crate) fn new_registry() -> Result<Arc<DefaultRegistry>, Failure> {
 /// `reg` is NULL or a live `dh_registry` handle.
 pub(crate) unsafe fn registry_ref<'a>(
     reg: *const dh_registry,
-) -> Result<&'a DefaultRegistry, Failure> {
+) -> Result<&'a HeapRegistry, Failure> {
     // Safety: forwarded from the caller.
     Ok(&unsafe { dh_registry::try_ref(reg, "reg") }?.registry)
 }
 
 /// Creates a registry holding only the empty name `""` (the whole server) as
-/// `DH_STATUS_SERVING`. Its capacity is `DH_REGISTRY_CAPACITY` names.
+/// `DH_STATUS_SERVING`, with room for `DH_DEFAULT_CAPACITY` names (`""` included). Use
+/// `dh_registry_new_with_capacity` for another capacity.
 ///
 /// On success the caller owns `*reg_out` and releases it with `dh_registry_free`.
 ///
-/// The registry is built on a short-lived internal thread, so this works from threads
-/// with small stacks.
+/// Starts no thread and does no I/O: the registry's memory is one zeroed allocation, made
+/// resident only as names are registered.
 ///
 /// # Errors
 /// * `DH_NULL_PARAMETER`: `reg_out` is NULL.
-/// * `DH_IO`: that thread could not be started.
+/// * `DH_INVALID_ARGUMENT`: the memory could not be allocated.
 ///
 /// # Safety
 /// `reg_out` is valid for a write.
@@ -94,9 +99,37 @@ pub(crate) unsafe fn registry_ref<'a>(
 /// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dh_registry_new(reg_out: *mut *mut dh_registry) -> dh_result {
+    // Safety: forwarded from the caller.
+    unsafe { dh_registry_new_with_capacity(DH_DEFAULT_CAPACITY, reg_out) }
+}
+
+/// Creates a registry holding only the empty name `""` as `DH_STATUS_SERVING`, with room
+/// for `capacity` names (`""` included): from 1 to `DH_MAX_CAPACITY`.
+///
+/// On success the caller owns `*reg_out` and releases it with `dh_registry_free`.
+///
+/// About 290 bytes of address space per name of capacity are reserved, zeroed, and become
+/// resident only as names are registered: an empty registry of 1,000,000 names is a few pages.
+/// Starts no thread and does no I/O.
+///
+/// # Errors
+/// * `DH_NULL_PARAMETER`: `reg_out` is NULL.
+/// * `DH_INVALID_ARGUMENT`: `capacity` is 0 or over `DH_MAX_CAPACITY`, or the memory could not
+///   be allocated (`dh_last_error_message` says which).
+///
+/// # Safety
+/// `reg_out` is valid for a write.
+///
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dh_registry_new_with_capacity(
+    capacity: usize,
+    reg_out: *mut *mut dh_registry,
+) -> dh_result {
     ffi_fn! {
         check_out(reg_out, "reg_out")?;
-        let handle = dh_registry::into_handle(Arc::new(HostRegistry { registry: new_registry()? }));
+        let registry = new_registry(capacity)?;
+        let handle = dh_registry::into_handle(Arc::new(HostRegistry { registry }));
         // Safety: checked non-NULL; valid for writes by the caller's promise.
         unsafe { write_out(reg_out, "reg_out", handle) }
     }
@@ -162,7 +195,7 @@ pub unsafe extern "C" fn dh_registry_free(reg: *mut dh_registry) {
 /// * `DH_NAME_TOO_LONG`: `name_len > DH_MAX_NAME`.
 /// * `DH_INVALID_UTF8`: the name is not UTF-8.
 /// * `DH_INVALID_STATUS`: `status` is `DH_STATUS_SERVICE_UNKNOWN` or not a status at all.
-/// * `DH_FULL`: the name is new and the registry already holds `DH_REGISTRY_CAPACITY` names.
+/// * `DH_FULL`: the name is new and the registry already holds as many names as its capacity.
 ///
 /// # Safety
 /// `reg` is a live handle; `name` is readable for `name_len` bytes; `outcome_out` is NULL
@@ -433,6 +466,34 @@ mod tests {
             assert_eq!(dh_get(null(), b"a".as_ptr(), 1, &mut st), DH_NULL_PARAMETER);
             dh_registry_free(reg);
             dh_registry_free(null_mut());
+        }
+    }
+
+    #[test]
+    fn capacity_is_checked_and_used() {
+        let mut reg = null_mut();
+        unsafe {
+            assert_eq!(
+                dh_registry_new_with_capacity(0, &mut reg),
+                DH_INVALID_ARGUMENT
+            );
+            assert!(reg.is_null());
+            assert_eq!(
+                dh_registry_new_with_capacity(DH_MAX_CAPACITY + 1, &mut reg),
+                DH_INVALID_ARGUMENT
+            );
+            assert!(reg.is_null());
+            assert_eq!(
+                dh_registry_new_with_capacity(2, null_mut()),
+                DH_NULL_PARAMETER
+            );
+            assert_eq!(dh_registry_new_with_capacity(2, &mut reg), DH_OK);
+            assert_eq!(dh_set(reg, b"a".as_ptr(), 1, 1, null_mut()), DH_OK);
+            assert_eq!(dh_set(reg, b"b".as_ptr(), 1, 1, null_mut()), DH_FULL);
+            dh_registry_free(reg);
+            assert_eq!(dh_registry_new(&mut reg), DH_OK);
+            assert!(matches!(registry_ref(reg), Ok(r) if r.capacity() == DH_DEFAULT_CAPACITY));
+            dh_registry_free(reg);
         }
     }
 }

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dubbo_health_core::DefaultRegistry;
+use dubbo_health_core::HeapRegistry;
 
 use crate::error::{dh_result, Failure, DH_INVALID_ADDRESS, DH_INVALID_STATE};
 use crate::ffi::{check_out, write_out, ArcCastable, BoxCastable, Castable};
@@ -61,7 +61,7 @@ mod backend {
 
     pub(super) fn start(
         addr: SocketAddr,
-        registry: Arc<DefaultRegistry>,
+        registry: Arc<HeapRegistry>,
     ) -> Result<(Running, SocketAddr), Failure> {
         super::ignore_sigpipe();
         let server = dubbo_health_tonic::Standalone::start(addr, registry).map_err(|e| {
@@ -112,7 +112,7 @@ mod backend {
 
     pub(super) fn start(
         _: SocketAddr,
-        _: Arc<DefaultRegistry>,
+        _: Arc<HeapRegistry>,
     ) -> Result<(Running, SocketAddr), Failure> {
         Err(Failure::new(
             crate::error::DH_UNSUPPORTED,

@@ -47,8 +47,11 @@ pub const DH_SET_IGNORED: dh_set_outcome = 2;
 
 /// The longest name, in bytes, any function accepts.
 pub const DH_MAX_NAME: usize = 200;
-/// How many names one registry holds (the empty name `""` included).
-pub const DH_REGISTRY_CAPACITY: usize = 1024;
+/// How many names a registry from `dh_registry_new` holds (the empty name `""` included);
+/// `dh_registry_new_with_capacity` takes another capacity.
+pub const DH_DEFAULT_CAPACITY: usize = 16384;
+/// The largest capacity `dh_registry_new_with_capacity` accepts.
+pub const DH_MAX_CAPACITY: usize = 16777215;
 /// `List` answers `RESOURCE_EXHAUSTED` when more names than this are registered.
 pub const DH_LIST_LIMIT: usize = 100;
 /// The longest encoded `HealthCheckResponse`, in bytes.
@@ -62,7 +65,8 @@ pub const DH_MAX_REQUEST_LEN: usize = 4 * 1024 * 1024;
 
 const _: () = {
     assert!(DH_MAX_NAME == dubbo_health_core::MAX_NAME);
-    assert!(DH_REGISTRY_CAPACITY == dubbo_health_core::DEFAULT_CAPACITY);
+    assert!(DH_DEFAULT_CAPACITY == dubbo_health_core::DEFAULT_CAPACITY);
+    assert!(DH_MAX_CAPACITY == dubbo_health_core::MAX_CAPACITY);
     assert!(DH_LIST_LIMIT == dubbo_health_core::LIST_LIMIT);
     // The formula above is for the header; the core's constant is the one definition.
     assert!(DH_LIST_RESPONSE_MAX_LEN == dubbo_health_core::wire::MAX_LIST_RESPONSE);

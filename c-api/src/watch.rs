@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use dubbo_health_core::bridge::{Bridge, RecvTimeoutError, TryRecvError};
-use dubbo_health_core::{DefaultRegistry, ServingStatus, Watch};
+use dubbo_health_core::{HeapRegistry, ServingStatus, Watch};
 
 use crate::dispatch::{Callback, Slot};
 use crate::error::{dh_result, Failure, DH_CLOSED, DH_TIMEOUT, DH_WOULD_BLOCK};
@@ -102,7 +102,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 // === impl WatchHandle ===
 
 impl WatchHandle {
-    pub(crate) fn new(registry: Arc<DefaultRegistry>, name: &str) -> Result<Self, Failure> {
+    pub(crate) fn new(registry: Arc<HeapRegistry>, name: &str) -> Result<Self, Failure> {
         let watch = Watch::new(registry, Box::<str>::from(name))?;
         let ring = Arc::new(Ring::default());
         let hook = Arc::clone(&ring);

@@ -192,7 +192,7 @@ int main(void) {
         char name[32];
         int added = 0;
         dh_result rc = DH_OK;
-        for (int i = 0; i < DH_REGISTRY_CAPACITY + 10; i++) {
+        for (int i = 0; i < DH_DEFAULT_CAPACITY + 10; i++) {
             int n = snprintf(name, sizeof name, "fill-%d", i);
             rc = dh_set(reg, (const uint8_t *)name, (size_t)n, DH_STATUS_SERVING, NULL);
             if (rc != DH_OK) break;
@@ -200,8 +200,8 @@ int main(void) {
         }
         CHECK_RC(rc, DH_FULL);
         CHECK_OK(dh_len(reg, &len));
-        CHECK(len == DH_REGISTRY_CAPACITY);
-        CHECK(added > DH_REGISTRY_CAPACITY - 10);
+        CHECK(len == DH_DEFAULT_CAPACITY);
+        CHECK(added > DH_DEFAULT_CAPACITY - 10);
         CHECK_OK(dh_clear(reg, NAME("fill-0"), &flag));
         CHECK(flag == 1);
         CHECK_OK(dh_set(reg, NAME("another"), DH_STATUS_SERVING, NULL));

@@ -52,9 +52,9 @@ const NOTHING: u8 = u8::MAX;
 ///
 /// ```
 /// use std::{sync::Arc, thread, time::Duration};
-/// use dubbo_health_core::{bridge::{Bridge, TryRecvError}, DefaultRegistry, ServingStatus, Watch};
+/// use dubbo_health_core::{bridge::{Bridge, TryRecvError}, HeapRegistry, ServingStatus, Watch};
 ///
-/// let registry = DefaultRegistry::new_arc();
+/// let registry = Arc::new(HeapRegistry::new());
 /// let bridge = Bridge::new(Watch::new(Arc::clone(&registry), "svc").unwrap());
 /// // The first status is there at once.
 /// assert_eq!(bridge.try_recv(), Ok(ServingStatus::ServiceUnknown));
@@ -191,9 +191,9 @@ impl Bridge {
     /// this returns.
     ///
     /// ```
-    /// use dubbo_health_core::{bridge::Bridge, Registry, ServingStatus};
+    /// use dubbo_health_core::{bridge::Bridge, FixedRegistry, ServingStatus};
     ///
-    /// static HEALTH: Registry<8> = Registry::new();
+    /// static HEALTH: FixedRegistry<8> = FixedRegistry::new();
     /// let bridge = Bridge::new(HEALTH.watch("").unwrap());
     /// assert_eq!(bridge.recv_blocking(), Some(ServingStatus::Serving));
     /// ```
@@ -216,9 +216,9 @@ impl Bridge {
     ///
     /// ```
     /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
-    /// use dubbo_health_core::{bridge::Bridge, Registry, ServingStatus};
+    /// use dubbo_health_core::{bridge::Bridge, FixedRegistry, ServingStatus};
     ///
-    /// static HEALTH: Registry<8> = Registry::new();
+    /// static HEALTH: FixedRegistry<8> = FixedRegistry::new();
     /// let rings = Arc::new(AtomicUsize::new(0));
     /// let bell = Arc::clone(&rings);
     /// let bridge = Bridge::with_notify(HEALTH.watch("svc").unwrap(), move || {
@@ -269,9 +269,9 @@ impl Bridge {
     /// bridge has ended.
     ///
     /// ```
-    /// use dubbo_health_core::{bridge::{Bridge, TryRecvError}, Registry, ServingStatus};
+    /// use dubbo_health_core::{bridge::{Bridge, TryRecvError}, FixedRegistry, ServingStatus};
     ///
-    /// static HEALTH: Registry<8> = Registry::new();
+    /// static HEALTH: FixedRegistry<8> = FixedRegistry::new();
     /// let bridge = Bridge::new(HEALTH.watch("").unwrap());
     /// assert_eq!(bridge.try_recv(), Ok(ServingStatus::Serving));
     /// assert_eq!(bridge.try_recv(), Err(TryRecvError::Empty));
@@ -293,9 +293,9 @@ impl Bridge {
     ///
     /// ```
     /// use std::thread;
-    /// use dubbo_health_core::{bridge::Bridge, Registry, ServingStatus};
+    /// use dubbo_health_core::{bridge::Bridge, FixedRegistry, ServingStatus};
     ///
-    /// static HEALTH: Registry<8> = Registry::new();
+    /// static HEALTH: FixedRegistry<8> = FixedRegistry::new();
     /// let bridge = Bridge::new(HEALTH.watch("svc").unwrap());
     /// assert_eq!(bridge.recv_blocking(), Some(ServingStatus::ServiceUnknown));
     /// thread::spawn(|| HEALTH.end_watches());
@@ -314,9 +314,9 @@ impl Bridge {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use dubbo_health_core::{bridge::{Bridge, RecvTimeoutError}, Registry};
+    /// use dubbo_health_core::{bridge::{Bridge, RecvTimeoutError}, FixedRegistry};
     ///
-    /// static HEALTH: Registry<8> = Registry::new();
+    /// static HEALTH: FixedRegistry<8> = FixedRegistry::new();
     /// let bridge = Bridge::new(HEALTH.watch("").unwrap());
     /// assert!(bridge.recv_timeout(Duration::ZERO).is_ok());
     /// assert_eq!(bridge.recv_timeout(Duration::from_millis(10)), Err(RecvTimeoutError::Timeout));
@@ -334,9 +334,9 @@ impl Bridge {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use dubbo_health_core::{bridge::{Bridge, RecvTimeoutError}, Registry, ServingStatus};
+    /// use dubbo_health_core::{bridge::{Bridge, RecvTimeoutError}, FixedRegistry, ServingStatus};
     ///
-    /// static HEALTH: Registry<8> = Registry::new();
+    /// static HEALTH: FixedRegistry<8> = FixedRegistry::new();
     /// let bridge = Bridge::new(HEALTH.watch("").unwrap());
     /// let deadline = Instant::now() + Duration::from_millis(10);
     /// assert_eq!(bridge.recv_deadline(deadline), Ok(ServingStatus::Serving));
@@ -386,9 +386,9 @@ impl Bridge {
     ///
     /// ```
     /// use futures::executor::block_on;
-    /// use dubbo_health_core::{bridge::Bridge, Registry, ServingStatus};
+    /// use dubbo_health_core::{bridge::Bridge, FixedRegistry, ServingStatus};
     ///
-    /// static HEALTH: Registry<8> = Registry::new();
+    /// static HEALTH: FixedRegistry<8> = FixedRegistry::new();
     /// let bridge = Bridge::new(HEALTH.watch("").unwrap());
     /// assert_eq!(block_on(bridge.recv()), Some(ServingStatus::Serving));
     /// ```
@@ -408,9 +408,9 @@ impl Bridge {
     ///
     /// ```
     /// use std::{thread, time::Duration};
-    /// use dubbo_health_core::{bridge::Bridge, Registry, ServingStatus};
+    /// use dubbo_health_core::{bridge::Bridge, FixedRegistry, ServingStatus};
     ///
-    /// static HEALTH: Registry<8> = Registry::new();
+    /// static HEALTH: FixedRegistry<8> = FixedRegistry::new();
     /// let bridge = Bridge::new(HEALTH.watch("").unwrap());
     /// assert_eq!(bridge.recv_blocking(), Some(ServingStatus::Serving));
     /// thread::scope(|s| {
@@ -437,9 +437,9 @@ impl Bridge {
     /// taken. Then every receive returns `Closed`.
     ///
     /// ```
-    /// use dubbo_health_core::{bridge::Bridge, Registry, ServingStatus};
+    /// use dubbo_health_core::{bridge::Bridge, FixedRegistry, ServingStatus};
     ///
-    /// static HEALTH: Registry<8> = Registry::new();
+    /// static HEALTH: FixedRegistry<8> = FixedRegistry::new();
     /// let bridge = Bridge::new(HEALTH.watch("").unwrap());
     /// HEALTH.end_watches();
     /// assert!(!bridge.is_closed()); // SERVING is still to be taken

@@ -120,9 +120,9 @@ impl fmt::Display for ServingStatus {
 /// What a successful [`Registry::set`](crate::Registry::set) did.
 ///
 /// ```
-/// use dubbo_health_core::{Registry, ServingStatus, SetOutcome};
+/// use dubbo_health_core::{FixedRegistry, ServingStatus, SetOutcome};
 ///
-/// let registry = Registry::<8>::new();
+/// let registry = FixedRegistry::<8>::new();
 /// assert_eq!(registry.set("a", ServingStatus::Serving), Ok(SetOutcome::Changed));
 /// assert_eq!(registry.set("a", ServingStatus::Serving), Ok(SetOutcome::Unchanged));
 /// registry.shutdown();
@@ -142,9 +142,9 @@ pub enum SetOutcome {
 /// Everything that can go wrong in the registry, each a thing the caller can act on.
 ///
 /// ```
-/// use dubbo_health_core::{Error, GrpcCode, Registry, ServingStatus, MAX_NAME};
+/// use dubbo_health_core::{Error, GrpcCode, FixedRegistry, ServingStatus, MAX_NAME};
 ///
-/// let registry = Registry::<8>::new();
+/// let registry = FixedRegistry::<8>::new();
 /// let long = "x".repeat(MAX_NAME + 1);
 /// let err = registry.set(&long, ServingStatus::Serving).unwrap_err();
 /// assert_eq!(err, Error::NameTooLong { len: 201 });
@@ -159,7 +159,7 @@ pub enum Error {
         /// The name's length in bytes.
         len: usize,
     },
-    /// Every slot of the registry holds a name; clear one or build a larger registry.
+    /// Every slot of the registry holds a name; clear one or make a larger registry.
     Full,
     /// `SERVICE_UNKNOWN` cannot be set: it only describes names that are not registered.
     InvalidStatus,
@@ -201,6 +201,54 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+/// Why a registry of the requested capacity could not be made.
+///
+/// ```
+/// use dubbo_health_core::{CapacityError, HeapRegistry, MAX_CAPACITY};
+///
+/// assert_eq!(HeapRegistry::with_capacity(0).unwrap_err(), CapacityError::Zero);
+/// let err = HeapRegistry::with_capacity(MAX_CAPACITY + 1).unwrap_err();
+/// assert_eq!(err, CapacityError::TooLarge { requested: MAX_CAPACITY + 1 });
+/// assert_eq!(
+///     err.to_string(),
+///     "a registry holds at most 16777215 names; 16777216 were asked for"
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CapacityError {
+    /// A capacity of 0: a registry needs room for `""` at least.
+    Zero,
+    /// Over [`MAX_CAPACITY`](crate::MAX_CAPACITY).
+    TooLarge {
+        /// The capacity asked for.
+        requested: usize,
+    },
+    /// The allocator could not provide the registry's memory.
+    OutOfMemory {
+        /// The size of the allocation that failed, in bytes.
+        bytes: usize,
+    },
+}
+
+impl fmt::Display for CapacityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Zero => f.write_str("a registry needs a capacity of at least 1 (for \"\")"),
+            Self::TooLarge { requested } => write!(
+                f,
+                "a registry holds at most {} names; {requested} were asked for",
+                crate::MAX_CAPACITY
+            ),
+            Self::OutOfMemory { bytes } => {
+                write!(f, "could not allocate {bytes} bytes for the registry")
+            }
+        }
+    }
+}
+
+impl core::error::Error for CapacityError {}
 
 macro_rules! grpc_codes {
     ($($(#[$doc:meta])* $variant:ident = $n:literal, $name:literal;)*) => {

@@ -6,9 +6,9 @@
 //! one addition: a `service` longer than [`MAX_NAME`] is refused.
 //!
 //! ```
-//! use dubbo_health_core::{wire, Registry, ServingStatus};
+//! use dubbo_health_core::{wire, FixedRegistry, ServingStatus};
 //!
-//! let registry = Registry::<8>::new();
+//! let registry = FixedRegistry::<8>::new();
 //! let request = b"\x0a\x03svc"; // HealthCheckRequest { service: "svc" }
 //! assert_eq!(wire::decode_check_request(request), Ok("svc"));
 //!
@@ -20,7 +20,7 @@
 
 use core::fmt;
 
-use crate::{GrpcCode, Registry, ServingStatus, LIST_LIMIT, MAX_NAME};
+use crate::{GrpcCode, Registry, ServingStatus, Storage, LIST_LIMIT, MAX_NAME};
 
 /// Why request bytes were refused. Each maps to gRPC `INVALID_ARGUMENT`.
 ///
@@ -118,9 +118,9 @@ impl core::error::Error for EncodeError {}
 /// Why a `Check` or `List` call fails, with the gRPC code and message to answer.
 ///
 /// ```
-/// use dubbo_health_core::{wire, GrpcCode, Registry};
+/// use dubbo_health_core::{wire, FixedRegistry, GrpcCode};
 ///
-/// let registry = Registry::<8>::new();
+/// let registry = FixedRegistry::<8>::new();
 /// let mut out = [0u8; 8];
 /// let err = wire::handle_check(&registry, b"\x0a\x01x", &mut out).unwrap_err();
 /// assert_eq!(err, wire::RpcError::NotFound);
@@ -564,9 +564,9 @@ impl<'a> ListEncoder<'a> {
 /// [`handle_list`] answer, since a longer list is refused.
 ///
 /// ```
-/// use dubbo_health_core::{wire, Registry, ServingStatus, LIST_LIMIT, MAX_NAME};
+/// use dubbo_health_core::{wire, FixedRegistry, ServingStatus, LIST_LIMIT, MAX_NAME};
 ///
-/// let registry = Registry::<128>::new();
+/// let registry = FixedRegistry::<128>::new();
 /// registry.clear("").unwrap();
 /// for i in 0..LIST_LIMIT {
 ///     registry.set(&format!("{i:03}{}", "x".repeat(MAX_NAME - 3)), ServingStatus::NotServing).unwrap();
@@ -602,15 +602,15 @@ pub const fn grpc_frame_header(len: u32) -> [u8; 5] {
 /// (`INVALID_ARGUMENT`), [`RpcError::NotFound`], [`RpcError::BufferTooSmall`].
 ///
 /// ```
-/// use dubbo_health_core::{wire, Registry};
+/// use dubbo_health_core::{wire, FixedRegistry};
 ///
-/// let registry = Registry::<8>::new();
+/// let registry = FixedRegistry::<8>::new();
 /// let mut out = [0u8; 2];
 /// assert_eq!(wire::handle_check(&registry, b"", &mut out), Ok(2));
 /// assert_eq!(out, *b"\x08\x01");
 /// ```
-pub fn handle_check<const N: usize>(
-    registry: &Registry<N>,
+pub fn handle_check<S: Storage>(
+    registry: &Registry<S>,
     request: &[u8],
     out: &mut [u8],
 ) -> Result<usize, RpcError> {
@@ -628,15 +628,15 @@ pub fn handle_check<const N: usize>(
 /// `needed`; names may change between calls).
 ///
 /// ```
-/// use dubbo_health_core::{wire, Registry};
+/// use dubbo_health_core::{wire, FixedRegistry};
 ///
-/// let registry = Registry::<8>::new();
+/// let registry = FixedRegistry::<8>::new();
 /// let mut out = [0u8; 16];
 /// let n = wire::handle_list(&registry, b"", &mut out).unwrap();
 /// assert_eq!(&out[..n], b"\x0a\x04\x12\x02\x08\x01"); // { "": SERVING }
 /// ```
-pub fn handle_list<const N: usize>(
-    registry: &Registry<N>,
+pub fn handle_list<S: Storage>(
+    registry: &Registry<S>,
     request: &[u8],
     out: &mut [u8],
 ) -> Result<usize, RpcError> {

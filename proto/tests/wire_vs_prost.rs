@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use dubbo_health_core::{wire, Registry, ServingStatus, MAX_NAME};
+use dubbo_health_core::{wire, FixedRegistry, ServingStatus, MAX_NAME};
 use dubbo_health_proto::pb::{
     HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
 };
@@ -146,7 +146,7 @@ proptest! {
 
     #[test]
     fn handle_list_decodes_with_prost(names in prop::collection::btree_set("[a-z./:]{1,30}", 0..50)) {
-        let registry = Box::new(Registry::<128>::new());
+        let registry = Box::new(FixedRegistry::<128>::new());
         for (i, name) in names.iter().enumerate() {
             let s = if i % 2 == 0 { ServingStatus::Serving } else { ServingStatus::NotServing };
             registry.set(name, s).unwrap();

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
 use dubbo_health_core::bridge::Bridge;
-use dubbo_health_core::{DefaultRegistry, ServingStatus};
+use dubbo_health_core::{HeapRegistry, ServingStatus};
 use futures_core::Stream;
 use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration};
 use pyo3::gc::PyVisit;
@@ -274,7 +274,7 @@ pub(crate) struct AsyncWatch {
 impl AsyncWatch {
     pub(crate) fn new(
         py: Python<'_>,
-        registry: &Arc<DefaultRegistry>,
+        registry: &Arc<HeapRegistry>,
         name: String,
     ) -> PyResult<Self> {
         let bridge = open(py, registry, name.clone())?;

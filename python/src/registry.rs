@@ -1,13 +1,13 @@
-//! `Registry`: a shared handle to one core [`DefaultRegistry`].
+//! `Registry`: a shared handle to one core [`HeapRegistry`].
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dubbo_health_core::{DefaultRegistry, Error, ServingStatus};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use dubbo_health_core::{CapacityError, Error, HeapRegistry, ServingStatus, DEFAULT_CAPACITY};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyString};
+use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
 use crate::aio::AsyncWatch;
 use crate::pyobjects;
@@ -20,7 +20,7 @@ const REPR_ENTRIES: usize = 8;
 #[pyclass(module = "dubbo_health._native", frozen, weakref)]
 #[derive(Debug)]
 pub(crate) struct Registry {
-    pub(crate) inner: Arc<DefaultRegistry>,
+    pub(crate) inner: Arc<HeapRegistry>,
 }
 
 /// Reads a status: a `ServingStatus` member or its wire number (any of the four).
@@ -65,13 +65,38 @@ pub(crate) fn timeout_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     }
 }
 
+/// Reads `Registry(capacity=...)`: `None` for the default, else an int from 1 to the core's
+/// maximum.
+fn capacity_arg(capacity: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    let Some(capacity) = capacity.filter(|c| !c.is_none()) else {
+        return Ok(DEFAULT_CAPACITY);
+    };
+    if !capacity.is_instance_of::<PyInt>() || capacity.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "capacity must be an int or None, not {}",
+            capacity.get_type().name()?
+        )));
+    }
+    capacity.extract::<usize>().map_err(|_| {
+        PyValueError::new_err(format!(
+            "capacity must be from 1 to {}, not {capacity}",
+            dubbo_health_core::MAX_CAPACITY
+        ))
+    })
+}
+
 #[pymethods]
 impl Registry {
     #[new]
-    fn new() -> Self {
-        Self {
-            inner: DefaultRegistry::new_arc(),
-        }
+    #[pyo3(signature = (capacity = None))]
+    fn new(capacity: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let inner = HeapRegistry::with_capacity(capacity_arg(capacity)?).map_err(|e| match e {
+            CapacityError::OutOfMemory { .. } => PyMemoryError::new_err(e.to_string()),
+            _ => PyValueError::new_err(e.to_string()),
+        })?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Sets the status of `name`, registering it if needed. The watchers are woken with
@@ -137,7 +162,8 @@ impl Registry {
         self.inner.is_shut_down()
     }
 
-    /// How many names the registry can hold.
+    /// How many names the registry can hold (`""` included): `capacity` as given to
+    /// `Registry()`, `DEFAULT_CAPACITY` by default.
     #[getter]
     fn capacity(&self) -> usize {
         self.inner.capacity()

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use dubbo_health_core::bridge::{Bridge, RecvTimeoutError};
-use dubbo_health_core::DefaultRegistry;
+use dubbo_health_core::HeapRegistry;
 use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -12,7 +12,7 @@ use pyo3::sync::PyOnceLock;
 use crate::pyobjects;
 
 /// The core stream every watch object drives.
-pub(crate) type CoreWatch = dubbo_health_core::Watch<Arc<DefaultRegistry>, String>;
+pub(crate) type CoreWatch = dubbo_health_core::Watch<Arc<HeapRegistry>, String>;
 
 /// How long one wait on the main thread may last with the GIL released before signals
 /// (Ctrl-C) are checked again.
@@ -41,11 +41,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Opens the core stream for `name` behind a bridge (its first status is ready at once).
-pub(crate) fn open(
-    py: Python<'_>,
-    registry: &Arc<DefaultRegistry>,
-    name: String,
-) -> PyResult<Bridge> {
+pub(crate) fn open(py: Python<'_>, registry: &Arc<HeapRegistry>, name: String) -> PyResult<Bridge> {
     CoreWatch::new(Arc::clone(registry), name)
         .map(Bridge::new)
         .map_err(|err| pyobjects::error(py, err))
@@ -66,7 +62,7 @@ pub(crate) struct Watch {
 impl Watch {
     pub(crate) fn new(
         py: Python<'_>,
-        registry: &Arc<DefaultRegistry>,
+        registry: &Arc<HeapRegistry>,
         name: String,
         timeout: Option<Duration>,
     ) -> PyResult<Self> {

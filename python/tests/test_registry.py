@@ -28,7 +28,7 @@ SERVICE_KEY = "group/org.apache.Foo:1.0.0"
 def test_constants() -> None:
     assert MAX_NAME == 200
     assert LIST_LIMIT == 100
-    assert DEFAULT_CAPACITY == 1024
+    assert DEFAULT_CAPACITY == 16384
 
 
 def test_new_registry_serves_the_empty_name(registry: Registry) -> None:

@@ -19,7 +19,7 @@ use std::{
 };
 
 use clap::Parser;
-use dubbo_health_core::{DefaultRegistry, ServingStatus};
+use dubbo_health_core::{FixedRegistry, ServingStatus};
 use dubbo_health_tonic::HealthService;
 use tonic::{
     server::{Grpc, NamedService, UnaryService},
@@ -28,7 +28,7 @@ use tonic::{
 
 const GREETER: &str = "org.apache.dubbogo.samples.api.Greeter";
 
-static HEALTH: DefaultRegistry = DefaultRegistry::new();
+static HEALTH: FixedRegistry<1024> = FixedRegistry::new();
 
 #[derive(Parser, Debug)]
 struct Args {

@@ -12,16 +12,16 @@
 //! Every answer starts with `ok` or `error:`, so a script can wait for it.
 //!
 //! ```
-//! use dubbo_health_core::{Registry, ServingStatus};
+//! use dubbo_health_core::{FixedRegistry, ServingStatus};
 //! use dubbo_health_tonic::control::execute;
 //!
-//! let registry = Registry::<8>::new();
+//! let registry = FixedRegistry::<8>::new();
 //! assert!(execute(&registry, "set org.apache.Foo NOT_SERVING").starts_with("ok"));
 //! assert_eq!(registry.get("org.apache.Foo"), Some(ServingStatus::NotServing));
 //! assert!(execute(&registry, "set \"\" 7").starts_with("error:"));
 //! ```
 
-use dubbo_health_core::{Registry, ServingStatus, SetOutcome};
+use dubbo_health_core::{Registry, ServingStatus, SetOutcome, Storage};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Parses a status as the control protocol and `--set` take it: a proto name (any case) or
@@ -118,14 +118,14 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
 /// empty line gives an empty answer).
 ///
 /// ```
-/// use dubbo_health_core::Registry;
+/// use dubbo_health_core::FixedRegistry;
 /// use dubbo_health_tonic::control::execute;
 ///
-/// let registry = Registry::<8>::new();
+/// let registry = FixedRegistry::<8>::new();
 /// assert!(execute(&registry, "toggle \"\"").starts_with("ok"));
 /// assert!(execute(&registry, "fly away").starts_with("error: unknown command"));
 /// ```
-pub fn execute<const N: usize>(registry: &Registry<N>, line: &str) -> String {
+pub fn execute<S: Storage>(registry: &Registry<S>, line: &str) -> String {
     let words = match split_words(line) {
         Ok(w) => w,
         Err(e) => return format!("error: {e}"),
@@ -177,14 +177,14 @@ pub fn execute<const N: usize>(registry: &Registry<N>, line: &str) -> String {
 /// Reads commands from stdin and answers on stdout until stdin closes (or stdout does).
 ///
 /// ```no_run
-/// use dubbo_health_core::DefaultRegistry;
+/// use dubbo_health_core::FixedRegistry;
 ///
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 /// # async fn host() {
 /// tokio::spawn(dubbo_health_tonic::control::run_stdin(&HEALTH));
 /// # }
 /// ```
-pub async fn run_stdin<const N: usize>(registry: &Registry<N>) {
+pub async fn run_stdin<S: Storage>(registry: &Registry<S>) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -206,7 +206,7 @@ pub async fn run_stdin<const N: usize>(registry: &Registry<N>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dubbo_health_core::DefaultRegistry;
+    use dubbo_health_core::FixedRegistry;
 
     #[test]
     fn statuses_parse_by_name_and_number() {
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn commands_drive_the_registry() {
-        let registry = DefaultRegistry::new();
+        let registry = FixedRegistry::<8>::new();
         assert!(execute(&registry, "set svc SERVING").starts_with("ok"));
         assert_eq!(registry.get("svc"), Some(ServingStatus::Serving));
         assert!(execute(&registry, "toggle svc").starts_with("ok"));

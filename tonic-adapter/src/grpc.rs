@@ -34,7 +34,7 @@
 use std::{borrow::Cow, io::Read, time::Duration};
 
 use bytes::Bytes;
-use dubbo_health_core::{wire, GrpcCode, Registry, ServingStatus};
+use dubbo_health_core::{wire, GrpcCode, Registry, ServingStatus, Storage};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use percent_encoding::{AsciiSet, CONTROLS};
 
@@ -401,8 +401,8 @@ pub(crate) fn status_bytes(status: ServingStatus) -> Bytes {
 ///
 /// `INVALID_ARGUMENT` for a malformed request or a name over 200 bytes, `NOT_FOUND` for a
 /// name that is not registered.
-pub(crate) fn check<const N: usize>(
-    registry: &Registry<N>,
+pub(crate) fn check<S: Storage>(
+    registry: &Registry<S>,
     message: &[u8],
 ) -> Result<&'static [u8], Status> {
     let name = decode_name(message)?;
@@ -425,10 +425,7 @@ pub(crate) fn decode_name(message: &[u8]) -> Result<&str, Status> {
 ///
 /// `INVALID_ARGUMENT` for malformed bytes, `RESOURCE_EXHAUSTED` over
 /// [`LIST_LIMIT`](dubbo_health_core::LIST_LIMIT) names.
-pub(crate) fn list<const N: usize>(
-    registry: &Registry<N>,
-    message: &[u8],
-) -> Result<Bytes, Status> {
+pub(crate) fn list<S: Storage>(registry: &Registry<S>, message: &[u8]) -> Result<Bytes, Status> {
     wire::decode_list_request(message)?;
     list_frame(registry)
 }
@@ -438,7 +435,7 @@ pub(crate) fn list<const N: usize>(
 /// # Errors
 ///
 /// `RESOURCE_EXHAUSTED` over [`LIST_LIMIT`](dubbo_health_core::LIST_LIMIT) names.
-pub(crate) fn list_frame<const N: usize>(registry: &Registry<N>) -> Result<Bytes, Status> {
+pub(crate) fn list_frame<S: Storage>(registry: &Registry<S>) -> Result<Bytes, Status> {
     let mut buf = vec![0u8; 5 + wire::MAX_LIST_RESPONSE];
     let n = wire::handle_list(registry, b"", &mut buf[5..])?;
     // `n` is at most MAX_LIST_RESPONSE (21,000), so it fits the prefix's u32.

@@ -20,11 +20,11 @@
 //!
 //! ```
 //! use std::{sync::Arc, time::Duration};
-//! use dubbo_health_core::{DefaultRegistry, ServingStatus};
+//! use dubbo_health_core::{HeapRegistry, ServingStatus};
 //! use dubbo_health_proto::pb::{health_client::HealthClient, HealthCheckRequest};
 //! use dubbo_health_tonic::Standalone;
 //!
-//! let registry = Arc::new(DefaultRegistry::new());
+//! let registry = Arc::new(HeapRegistry::new());
 //! registry.set("org.apache.dubbogo.samples.api.Greeter", ServingStatus::Serving).unwrap();
 //! let server = Standalone::start("127.0.0.1:0", Arc::clone(&registry)).unwrap();
 //!

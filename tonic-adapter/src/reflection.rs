@@ -6,8 +6,8 @@
 //! On a tonic host it is one `add_service` per version (grpcurl tries `v1`, then `v1alpha`):
 //!
 //! ```no_run
-//! # use dubbo_health_core::DefaultRegistry;
-//! # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+//! # use dubbo_health_core::FixedRegistry;
+//! # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! tonic::transport::Server::builder()
 //!     .add_service(dubbo_health_tonic::HealthService::new(&HEALTH).server())

@@ -11,7 +11,7 @@ use std::{
 };
 
 use bytes::{Buf, Bytes};
-use dubbo_health_core::{Registry, StableDeref};
+use dubbo_health_core::{Registry, StableDeref, Storage};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tonic::server::NamedService;
@@ -29,18 +29,18 @@ pub const MAX_REQUEST_SIZE: usize = grpc::DEFAULT_MAX_MESSAGE;
 /// The `grpc.health.v1.Health` service over a shared [`Registry`], and the [`Drain`] of its
 /// Watch streams.
 ///
-/// `R` is a handle to the registry that can be cloned into every call: `&'static Registry<N>`
-/// (a `static`) or `Arc<Registry<N>>`. The host keeps its own handle and calls
+/// `R` is a handle to the registry that can be cloned into every call: `&'static Registry<S>`
+/// (a `static`) or `Arc<Registry<S>>`. The host keeps its own handle and calls
 /// [`Registry::set`] as its services come and go; nothing here copies a status. Mount
 /// [`server`](Self::server) beside the host's own services, and pass
 /// [`drain_after`](Self::drain_after) to the host's `serve_with_shutdown` so open Watches
 /// end when it stops.
 ///
 /// ```no_run
-/// use dubbo_health_core::{DefaultRegistry, ServingStatus};
+/// use dubbo_health_core::{FixedRegistry, ServingStatus};
 /// use dubbo_health_tonic::HealthService;
 ///
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// HEALTH.set("org.apache.dubbogo.samples.api.Greeter", ServingStatus::Serving)?;
@@ -61,18 +61,18 @@ pub struct HealthService<R> {
     drain: Drain,
 }
 
-impl<const N: usize, R> HealthService<R>
+impl<S: Storage, R> HealthService<R>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
 {
     /// The service over `registry`, with a drain of its own.
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use dubbo_health_core::DefaultRegistry;
+    /// use dubbo_health_core::HeapRegistry;
     /// use dubbo_health_tonic::HealthService;
     ///
-    /// let registry = Arc::new(DefaultRegistry::new());
+    /// let registry = Arc::new(HeapRegistry::new());
     /// let service = HealthService::new(Arc::clone(&registry));
     /// assert!(Arc::ptr_eq(service.registry(), &registry));
     /// ```
@@ -86,8 +86,8 @@ where
     /// The registry handle.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let service = dubbo_health_tonic::HealthService::new(&HEALTH);
     /// assert!(std::ptr::eq(*service.registry(), &HEALTH));
     /// ```
@@ -99,8 +99,8 @@ where
     /// [`server`](Self::server) it made).
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let service = dubbo_health_tonic::HealthService::new(&HEALTH);
     /// service.drain().start();
     /// assert!(service.clone().drain().is_draining());
@@ -124,8 +124,8 @@ where
     /// Dropped before `signal` completes, nothing happens.
     ///
     /// ```no_run
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// # async fn run() -> Result<(), tonic::transport::Error> {
     /// let health = dubbo_health_tonic::HealthService::new(&HEALTH);
     /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -149,13 +149,13 @@ where
     /// `tonic::transport::Server::builder().add_service(..)`.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
+    /// # use dubbo_health_core::FixedRegistry;
     /// use tonic::server::NamedService;
     /// use dubbo_health_tonic::{HealthServer, HealthService};
     ///
-    /// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = HealthService::new(&HEALTH).server();
-    /// assert_eq!(<HealthServer<&DefaultRegistry> as NamedService>::NAME, "grpc.health.v1.Health");
+    /// assert_eq!(<HealthServer<&FixedRegistry<64>> as NamedService>::NAME, "grpc.health.v1.Health");
     /// # drop(server);
     /// ```
     pub fn server(&self) -> HealthServer<R> {
@@ -167,9 +167,9 @@ where
     }
 }
 
-impl<const N: usize, R> fmt::Debug for HealthService<R>
+impl<S: Storage, R> fmt::Debug for HealthService<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HealthService")
@@ -194,8 +194,8 @@ where
 ///   `grpc-timeout`.
 ///
 /// ```
-/// # use dubbo_health_core::DefaultRegistry;
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// # use dubbo_health_core::FixedRegistry;
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 /// let server = dubbo_health_tonic::HealthService::new(&HEALTH).server().max_request_size(64 * 1024);
 /// # drop(server);
 /// ```
@@ -211,8 +211,8 @@ impl<R> HealthServer<R> {
     /// it bounds gzip requests once decompressed too.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::HealthService::new(&HEALTH).server().max_request_size(1024);
     /// # drop(server);
     /// ```
@@ -253,13 +253,13 @@ pin_project! {
     /// and OK trailers for `Check` and `List`, a [`WatchBody`] for `Watch`.
     ///
     /// ```
-    /// use dubbo_health_core::DefaultRegistry;
+    /// use dubbo_health_core::FixedRegistry;
     /// use dubbo_health_tonic::HealthService;
     /// use futures::executor::block_on;
     /// use http_body::Body;
     /// use tower_service::Service;
     ///
-    /// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let request = http::Request::post("/grpc.health.v1.Health/Check")
     ///     .header("content-type", "application/grpc")
     ///     .body(http_body_util::Full::new(bytes::Bytes::from_static(b"\0\0\0\0\0")))
@@ -296,11 +296,11 @@ impl<R> HealthBody<R> {
     /// The Watch stream, when this is a `Watch` answer.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
+    /// # use dubbo_health_core::FixedRegistry;
     /// # use dubbo_health_tonic::HealthService;
     /// # use futures::executor::block_on;
     /// # use tower_service::Service;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let request = http::Request::post("/grpc.health.v1.Health/Check")
     ///     .header("content-type", "application/grpc")
     ///     .body(http_body_util::Full::new(bytes::Bytes::from_static(b"\0\0\0\0\0")))
@@ -316,9 +316,9 @@ impl<R> HealthBody<R> {
     }
 }
 
-impl<const N: usize, R> Body for HealthBody<R>
+impl<S: Storage, R> Body for HealthBody<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     type Data = Bytes;
     type Error = Infallible;
@@ -378,11 +378,11 @@ impl<R> fmt::Debug for HealthBody<R> {
 /// request refused on its headers is answered at once.
 ///
 /// ```
-/// use dubbo_health_core::DefaultRegistry;
+/// use dubbo_health_core::FixedRegistry;
 /// use futures::executor::block_on;
 /// use tower_service::Service;
 ///
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 /// let request = http::Request::post("/grpc.health.v1.Health/Check")
 ///     .header("content-type", "text/plain")
 ///     .body(http_body_util::Empty::<bytes::Bytes>::new())
@@ -437,7 +437,7 @@ where
 }
 
 /// Answers one accepted call.
-async fn answer<const N: usize, R, B>(
+async fn answer<S: Storage, R, B>(
     registry: R,
     drain: Drain,
     limit: usize,
@@ -446,7 +446,7 @@ async fn answer<const N: usize, R, B>(
     body: B,
 ) -> Result<http::Response<HealthBody<R>>, Status>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
     B: Body,
     B::Error: fmt::Display,
 {
@@ -473,9 +473,9 @@ where
     Ok(grpc::response(body))
 }
 
-impl<const N: usize, R, B> tower_service::Service<http::Request<B>> for HealthServer<R>
+impl<S: Storage, R, B> tower_service::Service<http::Request<B>> for HealthServer<R>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: fmt::Display,

@@ -8,7 +8,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use dubbo_health_core::{Registry, ServingStatus, StableDeref, Watch};
+use dubbo_health_core::{Registry, ServingStatus, StableDeref, Storage, Watch};
 use futures_core::Stream as _;
 use http::HeaderMap;
 use http_body::{Body, Frame};
@@ -46,13 +46,13 @@ pin_project! {
     /// client went away) unregisters it at once.
     ///
     /// ```
-    /// use dubbo_health_core::{DefaultRegistry, ServingStatus};
+    /// use dubbo_health_core::{FixedRegistry, ServingStatus};
     /// use dubbo_health_tonic::HealthService;
     /// use futures::executor::block_on;
     /// use http_body::Body;
     /// use tower_service::Service;
     ///
-    /// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let health = HealthService::new(&HEALTH);
     /// let request = http::Request::post("/grpc.health.v1.Health/Watch")
     ///     .header("content-type", "application/grpc")
@@ -86,9 +86,9 @@ pin_project! {
     }
 }
 
-impl<const N: usize, R> WatchBody<R>
+impl<S: Storage, R> WatchBody<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     /// A body for the statuses of `name` in `registry`, ended by `drain` and at `deadline`.
     ///
@@ -115,11 +115,11 @@ impl<R> WatchBody<R> {
     /// The watched name.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
+    /// # use dubbo_health_core::FixedRegistry;
     /// # use dubbo_health_tonic::HealthService;
     /// # use futures::executor::block_on;
     /// # use tower_service::Service;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// # let request = http::Request::post("/grpc.health.v1.Health/Watch")
     /// #     .header("content-type", "application/grpc")
     /// #     .body(http_body_util::Full::new(bytes::Bytes::from_static(b"\0\0\0\0\x05\x0a\x03svc")))
@@ -136,11 +136,11 @@ impl<R> WatchBody<R> {
     /// The status sent last, if any.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
+    /// # use dubbo_health_core::FixedRegistry;
     /// # use dubbo_health_tonic::HealthService;
     /// # use futures::executor::block_on;
     /// # use tower_service::Service;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// # let request = http::Request::post("/grpc.health.v1.Health/Watch")
     /// #     .header("content-type", "application/grpc")
     /// #     .body(http_body_util::Full::new(bytes::Bytes::from_static(b"\0\0\0\0\x05\x0a\x03svc")))
@@ -153,9 +153,9 @@ impl<R> WatchBody<R> {
     }
 }
 
-impl<const N: usize, R> Body for WatchBody<R>
+impl<S: Storage, R> Body for WatchBody<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     type Data = Bytes;
     type Error = std::convert::Infallible;

@@ -360,3 +360,84 @@ fn sigterm_drains_watchers_then_exits() {
     }
     assert!(rest.iter().any(|l| l.starts_with("draining")), "{rest:?}");
 }
+
+#[test]
+fn serve_with_no_flags_holds_ten_thousand_names() {
+    use dubbo_health_proto::pb::{
+        health_client::HealthClient, HealthCheckRequest, HealthListRequest,
+    };
+
+    // No --capacity: the default registry. 10,000 names through the control protocol.
+    let mut serve = Serve::start(&[]);
+    const NAMES: usize = 10_000;
+    let name = |i: usize| format!("group/org.apache.dubbo.samples.Service{i}:1.0.0");
+    for i in 0..NAMES {
+        let status = if i % 2 == 0 { "SERVING" } else { "NOT_SERVING" };
+        writeln!(serve.stdin, "set {} {status}", name(i)).unwrap();
+    }
+    serve.stdin.flush().unwrap();
+    for i in 0..NAMES {
+        let answer = serve.stdout.next();
+        assert!(answer.starts_with("ok"), "set {}: {answer}", name(i));
+    }
+
+    // Every one of them answers Check over gRPC, and List is RESOURCE_EXHAUSTED.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", serve.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect");
+        let mut client = HealthClient::new(channel);
+        // 200 Checks in flight at a time on the one connection.
+        for chunk in (0..NAMES).collect::<Vec<_>>().chunks(200) {
+            let checks = chunk.iter().map(|&i| {
+                let mut client = client.clone();
+                async move {
+                    let request = HealthCheckRequest { service: name(i) };
+                    let status = tokio::time::timeout(TIMEOUT, client.check(request))
+                        .await
+                        .expect("Check timed out")
+                        .unwrap_or_else(|e| panic!("Check {}: {e}", name(i)))
+                        .into_inner()
+                        .status;
+                    assert_eq!(status, if i % 2 == 0 { 1 } else { 2 }, "{}", name(i));
+                }
+            });
+            futures::future::join_all(checks).await;
+        }
+        let root = client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("Check \"\"");
+        assert_eq!(root.into_inner().status, 1);
+        let list = tokio::time::timeout(TIMEOUT, client.list(HealthListRequest {}))
+            .await
+            .expect("List timed out")
+            .expect_err("List of 10,001 names");
+        assert_eq!(list.code(), tonic::Code::ResourceExhausted, "{list:?}");
+    });
+}
+
+#[test]
+fn serve_takes_a_capacity() {
+    let mut serve = Serve::start(&["--capacity", "3", "--set", "a=SERVING"]);
+    assert!(serve.control("set b SERVING").starts_with("ok"));
+    let full = serve.control("set c SERVING");
+    assert!(full.starts_with("error") && full.contains("full"), "{full}");
+    assert!(serve.control("clear a").starts_with("ok"));
+    assert!(serve.control("set c SERVING").starts_with("ok"));
+    assert_eq!(code(&serve.run(&["check", "--service", "c"])), 0);
+
+    for bad in ["0", "16777216", "many"] {
+        let out = run(&["serve", "--addr", "127.0.0.1:0", "--capacity", bad]);
+        assert_eq!(code(&out), 1, "--capacity {bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("capacity"), "{}", stderr(&out));
+    }
+}

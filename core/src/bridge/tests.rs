@@ -14,9 +14,9 @@ use std::{
 use futures::{executor::block_on, StreamExt};
 
 use super::{Bridge, RecvTimeoutError, TryRecvError};
-use crate::{Registry, ServingStatus::*, Watch};
+use crate::{FixedRegistry, ServingStatus::*, Watch};
 
-type Reg = Registry<8>;
+type Reg = FixedRegistry<8>;
 
 const LONG: Duration = Duration::from_secs(20);
 

@@ -9,11 +9,11 @@
 //!
 //! ```no_run
 //! use dubbo::triple::transport::DubboServer;
-//! use dubbo_health_core::{DefaultRegistry, ServingStatus};
+//! use dubbo_health_core::{FixedRegistry, ServingStatus};
 //! use dubbo_health_dubbo_rust::{health_service, SERVICE_NAME};
 //! use dubbo_health_tonic::HealthService;
 //!
-//! static HEALTH: DefaultRegistry = DefaultRegistry::new();
+//! static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! HEALTH.set("org.apache.dubbogo.samples.api.Greeter", ServingStatus::Serving)?;
@@ -42,7 +42,7 @@ use dubbo::{
     utils::boxed_clone::BoxCloneService,
     BoxBody,
 };
-use dubbo_health_core::{Registry, StableDeref};
+use dubbo_health_core::{Registry, StableDeref, Storage};
 use dubbo_health_tonic::HealthService;
 use http_body::Body as _;
 use http_body04::Body as _;
@@ -54,14 +54,14 @@ pub const SERVICE_NAME: &str = "grpc.health.v1.Health";
 /// registry hold services. Mount it under [`SERVICE_NAME`].
 ///
 /// ```
-/// # use dubbo_health_core::DefaultRegistry;
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// # use dubbo_health_core::FixedRegistry;
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 /// let service = dubbo_health_dubbo_rust::health_service(&dubbo_health_tonic::HealthService::new(&HEALTH));
 /// # drop(service);
 /// ```
-pub fn health_service<const N: usize, R>(health: &HealthService<R>) -> GrpcBoxCloneService
+pub fn health_service<S: Storage, R>(health: &HealthService<R>) -> GrpcBoxCloneService
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
 {
     BoxCloneService::new(Http1Service::new(health.server()))
 }
@@ -70,8 +70,8 @@ where
 /// hyper 0.14.
 ///
 /// ```
-/// # use dubbo_health_core::DefaultRegistry;
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// # use dubbo_health_core::FixedRegistry;
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 /// let server = dubbo_health_tonic::HealthService::new(&HEALTH).server();
 /// let service = dubbo_health_dubbo_rust::Http1Service::new(server);
 /// # drop(service);

@@ -30,14 +30,14 @@ use dubbo::{
     triple::transport::DubboServer,
     BoxBody,
 };
-use dubbo_health_core::{DefaultRegistry, ServingStatus};
+use dubbo_health_core::{FixedRegistry, ServingStatus};
 use dubbo_health_dubbo_rust::{health_service, SERVICE_NAME};
 use dubbo_health_tonic::HealthService;
 use tokio::{sync::watch, task::JoinHandle};
 
 const GREETER: &str = "org.apache.dubbogo.samples.api.Greeter";
 
-static HEALTH: DefaultRegistry = DefaultRegistry::new();
+static HEALTH: FixedRegistry<1024> = FixedRegistry::new();
 
 /// How long the drain leaves open connections to send their last frames.
 const FLUSH_DELAY: Duration = Duration::from_millis(200);

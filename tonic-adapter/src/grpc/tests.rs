@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use dubbo_health_core::{DefaultRegistry, LIST_LIMIT, MAX_NAME};
+use dubbo_health_core::{HeapRegistry, LIST_LIMIT, MAX_NAME};
 
 use super::*;
 
@@ -293,7 +293,7 @@ fn response_headers_say_grpc_and_the_accepted_encodings() {
 
 #[test]
 fn check_answers_from_the_registry() {
-    let registry = DefaultRegistry::new();
+    let registry = HeapRegistry::new();
     registry.set("svc", ServingStatus::NotServing).unwrap();
     assert_eq!(
         check(&registry, b"\x0a\x03svc").unwrap(),
@@ -329,7 +329,7 @@ fn malformed_messages_are_invalid_argument() {
             "{bad:?}"
         );
     }
-    let registry = DefaultRegistry::new();
+    let registry = HeapRegistry::new();
     assert_eq!(
         list(&registry, b"\x0a\x05ab").unwrap_err().code(),
         GrpcCode::InvalidArgument
@@ -341,7 +341,7 @@ fn malformed_messages_are_invalid_argument() {
 
 #[test]
 fn list_frames_every_name_up_to_the_limit() {
-    let registry = dubbo_health_core::Registry::<256>::new();
+    let registry = dubbo_health_core::FixedRegistry::<256>::new();
     assert_eq!(
         &list(&registry, b"").unwrap()[..],
         b"\x00\x00\x00\x00\x06\x0a\x04\x12\x02\x08\x01"

@@ -28,7 +28,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use dubbo_health_core::{GrpcCode, Registry, ServingStatus, StableDeref, Watch};
+use dubbo_health_core::{GrpcCode, Registry, ServingStatus, StableDeref, Storage, Watch};
 use futures_core::Stream;
 use h2::{server::SendResponse, Ping, PingPong, RecvStream, SendStream};
 use http::{Request, StatusCode};
@@ -158,9 +158,9 @@ pub(super) struct H2Conn<R, IO> {
     ended: Option<io::Result<()>>,
 }
 
-impl<const N: usize, R, IO> H2Conn<R, IO>
+impl<S: Storage, R, IO> H2Conn<R, IO>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     pub(super) fn new(h2: h2::server::Connection<IO, Bytes>, shared: Arc<Shared<R>>) -> Self {
@@ -460,9 +460,9 @@ where
     }
 }
 
-impl<const N: usize, R> Group<R>
+impl<S: Storage, R> Group<R>
 where
-    R: StableDeref<Target = Registry<N>>,
+    R: StableDeref<Target = Registry<S>>,
 {
     /// Catches up with the core watch (and leaves the group's waker with it).
     fn refresh(&mut self) {
@@ -490,9 +490,9 @@ where
     }
 }
 
-impl<const N: usize, R> Groups<R>
+impl<S: Storage, R> Groups<R>
 where
-    R: StableDeref<Target = Registry<N>> + Clone,
+    R: StableDeref<Target = Registry<S>> + Clone,
 {
     /// The group a new Watch of `name` joins, up to date, so that the stream's first message
     /// is the current status: the connection's group of that name, or a new one.
@@ -582,7 +582,7 @@ fn connection_result(e: h2::Error) -> io::Result<()> {
 
 /// Reads the request body and answers Check, List and plain requests; a Watch that may
 /// start comes back as its send handle and the group it joined.
-fn read_request<const N: usize, R>(
+fn read_request<S: Storage, R>(
     reading: &mut Reading,
     cx: &mut Context<'_>,
     shared: &Shared<R>,
@@ -591,7 +591,7 @@ fn read_request<const N: usize, R>(
     draining: bool,
 ) -> Poll<Option<(SendStream<Bytes>, u32)>>
 where
-    R: StableDeref<Target = Registry<N>> + Clone,
+    R: StableDeref<Target = Registry<S>> + Clone,
 {
     loop {
         match reading.recv.poll_data(cx) {
@@ -640,7 +640,7 @@ where
         }
         Body::Grpc(method, body) => (*method, body),
     };
-    let registry: &Registry<N> = &shared.registry;
+    let registry: &Registry<S> = &shared.registry;
     let answer = body.finish().and_then(|message| match method {
         grpc::Method::Check => {
             grpc::check(registry, message).map(|frame| Answer::Message(Bytes::from_static(frame)))
@@ -759,9 +759,9 @@ fn poll_watch<R>(call: &mut WatchCall, group: &Group<R>, draining: bool) -> Prog
     }
 }
 
-impl<const N: usize, R, IO> Future for H2Conn<R, IO>
+impl<S: Storage, R, IO> Future for H2Conn<R, IO>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     type Output = io::Result<()>;

@@ -39,7 +39,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use dubbo_health_core::{Registry, StableDeref};
+use dubbo_health_core::{Registry, StableDeref, Storage};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpListener,
@@ -185,10 +185,10 @@ fn h2_builder() -> h2::server::Builder {
 /// Cloning gives another handle to the same engine.
 ///
 /// ```no_run
-/// use dubbo_health_core::DefaultRegistry;
+/// use dubbo_health_core::FixedRegistry;
 /// use dubbo_health_tonic::Standalone;
 ///
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 ///
 /// #[tokio::main(flavor = "current_thread")]
 /// async fn main() -> std::io::Result<()> {
@@ -232,8 +232,8 @@ impl<R> Engine<R> {
     /// is not touched, nor other servers on it.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
     /// engine.drain();
     /// assert!(engine.is_draining());
@@ -245,8 +245,8 @@ impl<R> Engine<R> {
     /// Whether [`drain`](Self::drain) was called.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
     /// assert!(!engine.is_draining());
     /// ```
@@ -259,8 +259,8 @@ impl<R> Engine<R> {
     /// closed connection leaves this count at once.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
     /// assert_eq!(engine.open_calls(), 0);
     /// ```
@@ -269,9 +269,9 @@ impl<R> Engine<R> {
     }
 }
 
-impl<const N: usize, R> Engine<R>
+impl<S: Storage, R> Engine<R>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
 {
     /// Serves one connection on the current tokio runtime until it closes: HTTP/2 (gRPC
     /// health, the fallback, plain HTTP) if it starts with the HTTP/2 preface, HTTP/1.1
@@ -283,10 +283,10 @@ where
     /// [`KEEPALIVE_TIMEOUT`].
     ///
     /// ```
-    /// use dubbo_health_core::DefaultRegistry;
+    /// use dubbo_health_core::FixedRegistry;
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
     ///
-    /// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
@@ -340,8 +340,8 @@ where
     /// out, not returned.
     ///
     /// ```no_run
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// # async fn run() -> std::io::Result<()> {
     /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -412,18 +412,18 @@ where
 /// The address cannot be bound.
 ///
 /// ```no_run
-/// use dubbo_health_core::DefaultRegistry;
+/// use dubbo_health_core::FixedRegistry;
 ///
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 ///
 /// #[tokio::main(flavor = "current_thread")]
 /// async fn main() -> std::io::Result<()> {
 ///     dubbo_health_tonic::serve("127.0.0.1:50051".parse().unwrap(), &HEALTH).await
 /// }
 /// ```
-pub async fn serve<const N: usize, R>(addr: SocketAddr, registry: R) -> io::Result<()>
+pub async fn serve<S: Storage, R>(addr: SocketAddr, registry: R) -> io::Result<()>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
 {
     let listener = TcpListener::bind(addr).await?;
     serve_with_shutdown(listener, registry, std::future::pending(), Duration::ZERO).await
@@ -442,9 +442,9 @@ where
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use dubbo_health_core::DefaultRegistry;
+/// use dubbo_health_core::FixedRegistry;
 ///
-/// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+/// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 ///
 /// #[tokio::main(flavor = "current_thread")]
 /// async fn main() -> std::io::Result<()> {
@@ -457,14 +457,14 @@ where
 ///     dubbo_health_tonic::serve_with_shutdown(listener, &HEALTH, signal, Duration::from_secs(5)).await
 /// }
 /// ```
-pub async fn serve_with_shutdown<const N: usize, R, F>(
+pub async fn serve_with_shutdown<S: Storage, R, F>(
     listener: TcpListener,
     registry: R,
     signal: F,
     grace: Duration,
 ) -> io::Result<()>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = ()>,
 {
     Standalone::builder(registry)
@@ -483,10 +483,10 @@ enum Bind {
 ///
 /// ```
 /// use std::{sync::Arc, time::Duration};
-/// use dubbo_health_core::DefaultRegistry;
+/// use dubbo_health_core::HeapRegistry;
 /// use dubbo_health_tonic::Standalone;
 ///
-/// let registry = Arc::new(DefaultRegistry::new());
+/// let registry = Arc::new(HeapRegistry::new());
 /// let server = Standalone::builder(registry)
 ///     .addr("127.0.0.1:0")
 ///     .max_request_size(64 * 1024)
@@ -515,16 +515,16 @@ impl<R> fmt::Debug for StandaloneBuilder<R> {
     }
 }
 
-impl<const N: usize, R> StandaloneBuilder<R>
+impl<St: Storage, R> StandaloneBuilder<R>
 where
-    R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+    R: StableDeref<Target = Registry<St>> + Clone + Send + Sync + 'static,
 {
     /// The address to listen on (port 0 picks a free port). The default is
     /// `127.0.0.1:0`.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH).addr("[::1]:0").start();
     /// # drop(server);
     /// ```
@@ -537,8 +537,8 @@ where
     /// Serves on a listener the caller bound already (instead of [`addr`](Self::addr)).
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let port = listener.local_addr().unwrap().port();
     /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH).listener(listener).start().unwrap();
@@ -555,8 +555,8 @@ where
     /// `RESOURCE_EXHAUSTED`.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let builder = dubbo_health_tonic::Standalone::builder(&HEALTH).max_request_size(1024);
     /// # drop(builder);
     /// ```
@@ -569,8 +569,8 @@ where
     /// The handler of plain-HTTP requests (see [`HttpHandler`]).
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// use bytes::Bytes;
     ///
     /// let builder = dubbo_health_tonic::Standalone::builder(&HEALTH).http_handler(
@@ -590,8 +590,8 @@ where
     /// respected).
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// use std::convert::Infallible;
     /// use dubbo_health_tonic::server::RequestBody;
     ///
@@ -622,8 +622,8 @@ where
     /// [`fallback`](Self::fallback) is set. On by default.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let builder = dubbo_health_tonic::Standalone::builder(&HEALTH).reflection(false);
     /// # drop(builder);
     /// ```
@@ -637,8 +637,8 @@ where
     /// address, if any, is not used.)
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
     /// # drop(engine);
     /// ```
@@ -668,8 +668,8 @@ where
     /// created.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH).start().unwrap();
     /// assert!(server.local_addr().ip().is_loopback());
     /// ```
@@ -739,10 +739,10 @@ fn reflection_fallback() -> Option<fallback::Fallback> {
 ///
 /// ```
 /// use std::{sync::Arc, time::Duration};
-/// use dubbo_health_core::{DefaultRegistry, ServingStatus};
+/// use dubbo_health_core::{HeapRegistry, ServingStatus};
 /// use dubbo_health_tonic::Standalone;
 ///
-/// let registry = Arc::new(DefaultRegistry::new());
+/// let registry = Arc::new(HeapRegistry::new());
 /// let server = Standalone::start("127.0.0.1:0", Arc::clone(&registry)).unwrap();
 /// assert_ne!(server.local_addr().port(), 0);
 /// server.stop(Duration::from_secs(5)).unwrap();
@@ -763,14 +763,14 @@ impl Standalone {
     /// [`start`](StandaloneBuilder::start).
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH).addr("127.0.0.1:0").start().unwrap();
     /// # drop(server);
     /// ```
-    pub fn builder<const N: usize, R>(registry: R) -> StandaloneBuilder<R>
+    pub fn builder<S: Storage, R>(registry: R) -> StandaloneBuilder<R>
     where
-        R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+        R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
     {
         StandaloneBuilder {
             registry,
@@ -791,17 +791,17 @@ impl Standalone {
     /// created.
     ///
     /// ```
-    /// use dubbo_health_core::DefaultRegistry;
+    /// use dubbo_health_core::FixedRegistry;
     ///
-    /// static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
     /// println!("health on {}", server.local_addr());
     /// # drop(server);
     /// ```
-    pub fn start<const N: usize, A, R>(addr: A, registry: R) -> io::Result<Self>
+    pub fn start<S: Storage, A, R>(addr: A, registry: R) -> io::Result<Self>
     where
         A: ToSocketAddrs,
-        R: StableDeref<Target = Registry<N>> + Clone + Send + Sync + 'static,
+        R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
     {
         Self::builder(registry).addr(addr).start()
     }
@@ -809,8 +809,8 @@ impl Standalone {
     /// The address the server listens on.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
     /// assert!(server.local_addr().ip().is_loopback());
     /// ```
@@ -822,8 +822,8 @@ impl Standalone {
     /// is still arriving (see [`Engine::open_calls`]).
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
     /// assert_eq!(server.open_calls(), 0);
     /// ```
@@ -843,8 +843,8 @@ impl Standalone {
     /// The server had failed with an I/O error, or its thread panicked.
     ///
     /// ```
-    /// # use dubbo_health_core::DefaultRegistry;
-    /// # static HEALTH: DefaultRegistry = DefaultRegistry::new();
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
     /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
     /// server.stop(std::time::Duration::from_secs(1)).unwrap();
     /// ```

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use dubbo_health_core::{Registry, ServingStatus};
+use dubbo_health_core::{FixedRegistry, ServingStatus};
 use dubbo_health_proto::pb::{
     health_client::HealthClient, HealthCheckRequest, HealthCheckResponse,
 };
@@ -12,7 +12,7 @@ use dubbo_health_tonic::Standalone;
 use tonic::{transport::Channel, Streaming};
 
 /// Room for more than `LIST_LIMIT` names.
-pub type TestRegistry = Registry<256>;
+pub type TestRegistry = FixedRegistry<256>;
 
 /// Every wait in these tests is bounded by this.
 pub const TIMEOUT: Duration = Duration::from_secs(10);

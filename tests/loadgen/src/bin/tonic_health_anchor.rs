@@ -46,7 +46,7 @@ struct Args {
     ours: bool,
 }
 
-static REGISTRY: dubbo_health_core::DefaultRegistry = dubbo_health_core::DefaultRegistry::new();
+static REGISTRY: dubbo_health_core::FixedRegistry<1024> = dubbo_health_core::FixedRegistry::new();
 
 fn ours(status: ServingStatus) -> dubbo_health_core::ServingStatus {
     match status {

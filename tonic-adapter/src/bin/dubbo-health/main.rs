@@ -17,10 +17,7 @@ mod duration;
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use dubbo_health_core::DefaultRegistry;
-
-/// The registry `serve` publishes.
-static REGISTRY: DefaultRegistry = DefaultRegistry::new();
+use dubbo_health_core::{HeapRegistry, DEFAULT_CAPACITY};
 
 /// How long `serve` waits for calls in flight after SIGTERM/SIGINT before it closes them.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -65,6 +62,10 @@ struct ServeArgs {
     /// `grpcurl` can list and describe the health service).
     #[arg(long)]
     no_reflection: bool,
+    /// How many names the registry holds, "" included (1 to 16777215). Its memory is reserved
+    /// up front (about 290 bytes per name) but resident only as names are registered.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CAPACITY)]
+    capacity: usize,
 }
 
 #[derive(Args, Debug)]
@@ -127,6 +128,7 @@ fn rewrite_single_dash(args: impl Iterator<Item = String>) -> Vec<String> {
         "rpc-timeout",
         "set",
         "control-stdin",
+        "capacity",
         "json",
         "gzip",
         "help",
@@ -179,6 +181,14 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    // The registry `serve` publishes, for the life of the process.
+    let registry: &'static HeapRegistry = match HeapRegistry::with_capacity(args.capacity) {
+        Ok(registry) => Box::leak(Box::new(registry)),
+        Err(e) => {
+            eprintln!("error: --capacity {}: {e}", args.capacity);
+            return ExitCode::from(1);
+        }
+    };
     for item in &args.set {
         let Some((name, status)) = item.rsplit_once('=') else {
             eprintln!("error: --set {item:?}: expected NAME=STATUS");
@@ -186,7 +196,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         };
         let name = dubbo_health_tonic::control::unquote_name(name);
         let result = dubbo_health_tonic::control::parse_status(status)
-            .and_then(|s| REGISTRY.set(&name, s).map_err(|e| e.to_string()));
+            .and_then(|s| registry.set(&name, s).map_err(|e| e.to_string()));
         if let Err(e) = result {
             eprintln!("error: --set {item:?}: {e}");
             return ExitCode::from(1);
@@ -207,7 +217,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     if args.control_stdin {
-        tokio::spawn(dubbo_health_tonic::control::run_stdin(&REGISTRY));
+        tokio::spawn(dubbo_health_tonic::control::run_stdin(registry));
     }
     eprintln!("listening {addr}");
     // SIGTERM / SIGINT: the full drain. The registry goes NOT_SERVING first (every door and
@@ -216,9 +226,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let signal = async move {
         wait_for_signal().await;
         eprintln!("draining: every service NOT_SERVING, watches ending");
-        REGISTRY.shutdown();
+        registry.shutdown();
     };
-    let engine = dubbo_health_tonic::Standalone::builder(&REGISTRY)
+    let engine = dubbo_health_tonic::Standalone::builder(registry)
         .reflection(!args.no_reflection)
         .engine();
     let result = engine.serve(listener, signal, DRAIN_GRACE).await;
