@@ -41,19 +41,25 @@ struct watcher {
     int ended;
 };
 
+static void print_status(dh_status status) {
+    printf("watch: %s is %s\n", GREETER, status_name(status));
+}
+
+static void print_end(struct watcher *w) {
+    if (!w->ended) {
+        w->ended = 1;
+        printf("watch: ended\n");
+    }
+}
+
 /* Called whenever the watch may have news, on whichever thread changed the status (here the
  * main thread's dh_set, or the server's drain): take every status that is ready. */
 static void on_change(void *userdata) {
     struct watcher *w = userdata;
     dh_status status;
     dh_result rc;
-    while ((rc = dh_watch_try_next(w->watch, &status)) == DH_OK) {
-        printf("watch: %s is %s\n", GREETER, status_name(status));
-    }
-    if (rc == DH_CLOSED && !w->ended) {
-        w->ended = 1;
-        printf("watch: ended\n");
-    }
+    while ((rc = dh_watch_try_next(w->watch, &status)) == DH_OK) print_status(status);
+    if (rc == DH_CLOSED) print_end(w);
     fflush(stdout);
 }
 
@@ -63,13 +69,16 @@ int main(int argc, char **argv) {
     dh_server *srv;
     struct watcher w = {NULL, 0};
     uint16_t port;
-    dh_status next = DH_STATUS_NOT_SERVING;
+    dh_status next = DH_STATUS_NOT_SERVING, status;
+    dh_result rc;
     char line[256];
 
     check(dh_registry_new(&reg), "dh_registry_new"); /* "" (the whole server) starts SERVING */
     check(dh_set(reg, (const uint8_t *)GREETER, strlen(GREETER), DH_STATUS_SERVING, NULL), "dh_set");
     check(dh_watch_new(reg, (const uint8_t *)GREETER, strlen(GREETER), &w.watch), "dh_watch_new");
-    check(dh_watch_set_callback(w.watch, on_change, &w), "dh_watch_set_callback");
+    check(dh_watch_next(w.watch, 5000, &status), "dh_watch_next"); /* the first is ready at once */
+    print_status(status);
+    check(dh_watch_set_callback(w.watch, on_change, &w), "dh_watch_set_callback"); /* the rest */
 
     check(dh_server_start(reg, addr, &srv), "dh_server_start");
     check(dh_server_local_port(srv, &port), "dh_server_local_port");
@@ -81,9 +90,18 @@ int main(int argc, char **argv) {
         next = next == DH_STATUS_SERVING ? DH_STATUS_NOT_SERVING : DH_STATUS_SERVING;
     }
 
-    check(dh_server_stop(srv, 5000), "dh_server_stop"); /* NOT_SERVING, watches end, port closes */
+    /* Graceful stop: every service NOT_SERVING (probes and watchers hear it), then this
+     * server's Watch streams end and its port closes, then the registry's own watches end. */
+    check(dh_shutdown(reg), "dh_shutdown");
+    check(dh_server_stop(srv, 5000), "dh_server_stop");
+    check(dh_end_watches(reg), "dh_end_watches");
     dh_server_free(srv);
+    /* The callback runs on the library's thread, maybe not yet since the end: remove it and
+     * take what is left here. */
     check(dh_watch_set_callback(w.watch, NULL, NULL), "dh_watch_set_callback");
+    while ((rc = dh_watch_next(w.watch, 5000, &status)) == DH_OK) print_status(status);
+    if (rc != DH_CLOSED) check(rc, "dh_watch_next");
+    print_end(&w);
     dh_watch_free(w.watch);
     dh_registry_free(reg);
     printf("stopped\n");
