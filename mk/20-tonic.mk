@@ -10,7 +10,7 @@ GREETER_HOST_BIN := $(CARGO_TARGET_DIR)/debug/examples/greeter_host
 GREETER := org.apache.dubbogo.samples.api.Greeter
 
 build-tonic:
-	$(CARGO) build -p dubbo-health-tonic --locked --bin dubbo-health --example greeter_host
+	$(CARGO) build -p dubbo-health-cli --locked --bin dubbo-health --example greeter_host
 
 # grpc-go Check/Watch/List and client-side health checking, grpc-health-probe exit codes
 # (and `dubbo-health check` giving the same ones), the greeter_host example. A missing
@@ -24,7 +24,7 @@ test-tonic: build-tonic
 # nothing but a Rust toolchain (make test-demo checks that).
 DEMO_ADDR ?= 127.0.0.1:20000
 demo:
-	$(CARGO) build -p dubbo-health-tonic --bin dubbo-health
+	$(CARGO) build -p dubbo-health-cli --bin dubbo-health
 	@echo
 	@echo "dubbo-health is serving grpc.health.v1.Health on $(DEMO_ADDR) (\"\" and $(GREETER) SERVING)."
 	@echo "Try, in another terminal:"
