@@ -252,6 +252,56 @@ fn probe_tls_flags_against_a_tls_server() {
         assert_eq!(probe.0, *expected, "probe {args:?}: {}", probe.1);
         assert_eq!(ours, probe, "{args:?}");
     }
+
+    // ALPN offers http/1.1 too: plain HTTP over TLS reaches the HTTP side of the server
+    // (404 here, where no plain-HTTP handler is set).
+    let answer = http_over_tls(a, &ca.cert);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 404"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+/// Sends `GET /` over TLS with ALPN http/1.1 and returns the first bytes of the answer.
+fn http_over_tls(addr: &str, ca: &Path) -> Vec<u8> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake");
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+        tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = vec![0u8; 12];
+        tokio::time::timeout(TIMEOUT, tls.read_exact(&mut answer))
+            .await
+            .expect("no answer in time")
+            .unwrap();
+        answer
+    })
 }
 
 #[test]
