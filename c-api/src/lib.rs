@@ -67,6 +67,7 @@ mod ffi;
 mod dispatch;
 
 // In this order in the header.
+pub mod dubbo;
 pub mod error;
 pub mod handlers;
 pub mod registry;
@@ -74,6 +75,7 @@ pub mod server;
 pub mod status;
 pub mod watch;
 
+pub use dubbo::*;
 pub use error::*;
 pub use handlers::*;
 pub use registry::*;
