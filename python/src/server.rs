@@ -1,10 +1,9 @@
 //! `serve()` and `Server`: the standalone server on its own thread.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dubbo_health_tonic::Standalone;
+use dubbo_health_tonic::{server::ListenAddress, Standalone};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -19,27 +18,40 @@ const DEFAULT_GRACE: f64 = 5.0;
 #[pyclass(module = "dubbo_health._native", frozen, weakref)]
 #[derive(Debug)]
 pub(crate) struct Server {
-    address: SocketAddr,
+    /// "host:port", or "unix:PATH".
+    address: String,
+    /// 0 on a Unix domain socket.
+    port: u16,
     running: Mutex<Option<Standalone>>,
 }
 
-/// Starts the health service for `registry` on `address` ("host:port"; port 0 picks one).
+/// Starts the health service for `registry` on `address`: "host:port" (port 0 picks one;
+/// host names resolve) or "unix:PATH" / "unix:///PATH" (a Unix domain socket, removed on
+/// stop).
 #[pyfunction]
 pub(crate) fn serve(py: Python<'_>, registry: &Registry, address: &str) -> PyResult<Server> {
     let registry = Arc::clone(&registry.inner);
     let address = address.to_owned();
     let standalone = py.detach(move || -> PyResult<Standalone> {
-        let addr = address
-            .to_socket_addrs()
-            .map_err(|err| PyValueError::new_err(format!("bad address {address:?}: {err}")))?
-            .next()
-            .ok_or_else(|| {
-                PyValueError::new_err(format!("address {address:?} resolves to nothing"))
-            })?;
-        Ok(Standalone::start(addr, registry)?)
+        let parsed = ListenAddress::parse(&address)
+            .map_err(|err| PyValueError::new_err(format!("bad address {address:?}: {err}")))?;
+        let builder = Standalone::builder(registry);
+        let builder = match parsed {
+            ListenAddress::Tcp(addrs) => builder.addr(&addrs[..]),
+            ListenAddress::Unix(path) => builder.unix(path),
+        };
+        Ok(builder.start()?)
     })?;
+    let (address, port) = match standalone.unix_path() {
+        Some(path) => (format!("unix:{}", path.display()), 0),
+        None => (
+            standalone.local_addr().to_string(),
+            standalone.local_addr().port(),
+        ),
+    };
     Ok(Server {
-        address: standalone.local_addr(),
+        address,
+        port,
         running: Mutex::new(Some(standalone)),
     })
 }
@@ -73,16 +85,16 @@ impl Drop for Server {
 
 #[pymethods]
 impl Server {
-    /// The port the server listens on.
+    /// The port the server listens on; 0 on a Unix domain socket.
     #[getter]
     fn port(&self) -> u16 {
-        self.address.port()
+        self.port
     }
 
-    /// The address the server listens on, as "host:port".
+    /// The address the server listens on: "host:port", or "unix:PATH".
     #[getter]
     fn address(&self) -> String {
-        self.address.to_string()
+        self.address.clone()
     }
 
     /// Whether the server is running (not stopped yet).

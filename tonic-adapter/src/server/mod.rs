@@ -4,7 +4,7 @@
 //! # How it works
 //!
 //! - An accept loop hands each connection to [`Engine::serve_connection`], which takes any
-//!   `AsyncRead + AsyncWrite` I/O (TCP today; TLS or a Unix socket slot in the same way).
+//!   `AsyncRead + AsyncWrite` I/O: TCP or a Unix domain socket ([`Listener`]).
 //! - The first bytes are sniffed: the HTTP/2 preface goes to the HTTP/2 engine, anything
 //!   else to HTTP/1.1 (hyper), whose requests go to the [`HttpHandler`] (404 without one).
 //! - An HTTP/2 connection is one task. Its streams live inside it: each stream has a waker
@@ -25,6 +25,7 @@ mod answer;
 mod conn;
 mod fallback;
 mod http1;
+mod listen;
 mod ready;
 
 use std::{
@@ -49,6 +50,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 pub use fallback::{BoxError, RequestBody};
+pub use listen::{ListenAddress, Listener};
 
 /// HTTP/2 streams one connection may have open at once: 100,000.
 ///
@@ -329,7 +331,8 @@ where
         }
     }
 
-    /// Accepts connections on `listener` until `signal` completes or [`drain`](Self::drain)
+    /// Accepts connections on `listener` (a tokio `TcpListener`, or a [`Listener`]: TCP or
+    /// a Unix domain socket, whose file is removed when this returns) until `signal` completes or [`drain`](Self::drain)
     /// is called, then drains: stops accepting, ends this engine's Watch streams (each after
     /// a last `NOT_SERVING`), sends GOAWAY, waits up to `grace` for the connections to
     /// close, and closes whatever is left. TCP_NODELAY is set on every connection.
@@ -350,16 +353,12 @@ where
     ///     .await
     /// # }
     /// ```
-    pub async fn serve<F>(
-        &self,
-        listener: TcpListener,
-        signal: F,
-        grace: Duration,
-    ) -> io::Result<()>
+    pub async fn serve<L, F>(&self, listener: L, signal: F, grace: Duration) -> io::Result<()>
     where
+        L: Into<Listener>,
         F: std::future::Future<Output = ()>,
     {
-        self.serve_until(listener, async {
+        self.serve_until(listener.into(), async {
             signal.await;
             grace
         })
@@ -367,7 +366,7 @@ where
     }
 
     /// [`serve`](Self::serve) with the grace period given by the signal itself.
-    async fn serve_until<F>(&self, listener: TcpListener, signal: F) -> io::Result<()>
+    async fn serve_until<F>(&self, listener: Listener, signal: F) -> io::Result<()>
     where
         F: std::future::Future<Output = Duration>,
     {
@@ -379,9 +378,12 @@ where
                 grace = &mut signal => break grace,
                 () = drain.cancelled() => break Duration::MAX,
                 accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => {
-                        let _ = tcp.set_nodelay(true);
+                    Ok(listen::Accepted::Tcp(tcp)) => {
                         conns.spawn(self.serve_connection(tcp));
+                    }
+                    #[cfg(unix)]
+                    Ok(listen::Accepted::Unix(unix)) => {
+                        conns.spawn(self.serve_connection(unix));
                     }
                     // Out of file descriptors, or a connection reset before it was
                     // accepted: wait a little rather than spin, and go on.
@@ -476,6 +478,7 @@ where
 enum Bind {
     Addrs(io::Result<Vec<SocketAddr>>),
     Listener(StdTcpListener),
+    Address(io::Result<ListenAddress>),
 }
 
 /// Options of a [`Standalone`] server (and of an [`Engine`]), made by
@@ -531,6 +534,46 @@ where
     #[must_use]
     pub fn addr<A: ToSocketAddrs>(mut self, addr: A) -> Self {
         self.bind = Bind::Addrs(addr.to_socket_addrs().map(Iterator::collect));
+        self
+    }
+
+    /// The address to listen on, as text: `host:port` (host names resolve; the first address
+    /// that binds is used), or `unix:PATH` / `unix:///PATH` for a Unix domain socket (see
+    /// [`ListenAddress`]). A Unix socket file is removed when the server stops; a stale one
+    /// (nothing accepts on it) is replaced at start, a live one is `AddrInUse`.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let path = std::env::temp_dir().join(format!("dh-doc-{}.sock", std::process::id()));
+    /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH)
+    ///     .address(&format!("unix:{}", path.display()))
+    ///     .start()
+    ///     .unwrap();
+    /// assert_eq!(server.unix_path(), Some(path.as_path()));
+    /// server.stop(std::time::Duration::from_secs(1)).unwrap();
+    /// assert!(!path.exists());
+    /// ```
+    #[must_use]
+    pub fn address(mut self, address: &str) -> Self {
+        self.bind = Bind::Address(ListenAddress::parse(address));
+        self
+    }
+
+    /// Listens on a Unix domain socket at `path` (`address("unix:PATH")`).
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let path = std::env::temp_dir().join(format!("dh-doc-unix-{}.sock", std::process::id()));
+    /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH).unix(&path).start().unwrap();
+    /// assert!(path.exists());
+    /// drop(server);
+    /// assert!(!path.exists());
+    /// ```
+    #[must_use]
+    pub fn unix(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.bind = Bind::Address(Ok(ListenAddress::Unix(path.into())));
         self
     }
 
@@ -675,19 +718,25 @@ where
     /// ```
     pub fn start(mut self) -> io::Result<Standalone> {
         let bind = std::mem::replace(&mut self.bind, Bind::Addrs(Ok(Vec::new())));
-        let std_listener = match bind {
-            Bind::Listener(l) => l,
-            Bind::Addrs(addrs) => StdTcpListener::bind(&addrs?[..])?,
+        let bound = match bind {
+            Bind::Listener(l) => {
+                l.set_nonblocking(true)?;
+                listen::Bound::Tcp(l)
+            }
+            Bind::Addrs(addrs) => ListenAddress::Tcp(addrs?).bind()?,
+            Bind::Address(address) => address?.bind()?,
         };
-        std_listener.set_nonblocking(true)?;
-        let local_addr = std_listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let listener = {
             let _guard = runtime.enter();
-            TcpListener::from_std(std_listener)?
+            bound.into_tokio()?
         };
+        let local_addr = listener
+            .tcp_addr()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let unix_path = listener.unix_path().map(Into::into);
         let engine = self.engine();
         let open_calls = Arc::clone(&engine.shared.open_calls);
         let (stop_tx, stop_rx) = oneshot::channel::<Duration>();
@@ -717,6 +766,7 @@ where
             })?;
         Ok(Standalone {
             local_addr,
+            unix_path,
             open_calls,
             stop: Some(stop_tx),
             force: Some(force_tx),
@@ -751,6 +801,7 @@ fn reflection_fallback() -> Option<fallback::Fallback> {
 /// ```
 pub struct Standalone {
     local_addr: SocketAddr,
+    unix_path: Option<std::path::PathBuf>,
     open_calls: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<Duration>>,
     force: Option<oneshot::Sender<()>>,
@@ -806,7 +857,8 @@ impl Standalone {
         Self::builder(registry).addr(addr).start()
     }
 
-    /// The address the server listens on.
+    /// The TCP address the server listens on; `0.0.0.0:0` (port 0) for a Unix domain
+    /// socket (see [`unix_path`](Self::unix_path)).
     ///
     /// ```
     /// # use dubbo_health_core::FixedRegistry;
@@ -816,6 +868,18 @@ impl Standalone {
     /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The Unix domain socket path the server listens on, or `None` for TCP.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
+    /// assert_eq!(server.unix_path(), None);
+    /// ```
+    pub fn unix_path(&self) -> Option<&std::path::Path> {
+        self.unix_path.as_deref()
     }
 
     /// The calls the server holds right now: open Watch streams, and calls whose request
@@ -875,6 +939,7 @@ impl fmt::Debug for Standalone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Standalone")
             .field("local_addr", &self.local_addr)
+            .field("unix_path", &self.unix_path)
             .field("running", &self.thread.is_some())
             .finish_non_exhaustive()
     }
