@@ -80,6 +80,9 @@ typedef struct dh_watch dh_watch;
 // comment. New codes may be added, so treat any unknown negative value as an error.
 typedef int32_t dh_result;
 
+// Which Dubbo host's service key `dh_service_key` builds.
+typedef int32_t dh_key_form;
+
 // A serving status, with the numbers of `grpc.health.v1.HealthCheckResponse.ServingStatus`.
 //
 // Functions that take a `dh_status` check it: any other value is `DH_INVALID_STATUS`.
@@ -95,6 +98,14 @@ typedef int32_t (*dh_list_callback)(void *userdata, const uint8_t *name, size_t 
 
 // Called when a watch may have a new status. See `dh_watch_set_callback`.
 typedef void (*dh_watch_callback)(void *userdata);
+
+// dubbo-go's form: `group/interface:version`, the group left out when empty, the version
+// left out when empty or `0.0.0`.
+#define DH_KEY_FORM_DUBBO_GO 0
+
+// Dubbo Java's form: as dubbo-go's, but the version is kept whenever it is not empty
+// (`0.0.0` included).
+#define DH_KEY_FORM_DUBBO_JAVA 1
 
 // Success.
 #define DH_OK 0
@@ -160,6 +171,10 @@ typedef void (*dh_watch_callback)(void *userdata);
 // server twice).
 #define DH_INVALID_STATE -17
 
+// A name cannot be used for this: `dh_export`'s interface is empty or contains `/` or `:`
+// (those belong to service keys), or `dh_require` was asked for `""` itself.
+#define DH_INVALID_NAME -18
+
 // `UNKNOWN` (0): the host has not said.
 #define DH_STATUS_UNKNOWN 0
 
@@ -185,6 +200,99 @@ typedef void (*dh_watch_callback)(void *userdata);
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Writes the service key of an export into `out` (not NUL-terminated) and its length into
+// `*out_len`: `group/interface:version` in the form `form` names. A buffer of
+// `DH_MAX_NAME` bytes always suffices. Allocation-free.
+//
+// `group` and `version` may be NULL with length 0 (empty).
+//
+// # Errors
+// * `DH_NAME_TOO_LONG`: the key (or one of its parts) is over `DH_MAX_NAME` bytes.
+// * `DH_BUFFER_TOO_SMALL`: `out_cap` is too small; `*out_len` is the length needed.
+// * `DH_INVALID_UTF8`: a part is not UTF-8.
+// * `DH_INVALID_ARGUMENT`: `form` is not a `DH_KEY_FORM_*` value.
+// * `DH_NULL_PARAMETER`: `out_len` is NULL, or a pointer is NULL with a non-zero length.
+//
+// # Safety
+// Each `(pointer, length)` input is readable for its length; `out` is writable for
+// `out_cap` bytes; `out_len` is valid for a write.
+//
+// Thread-safe.
+dh_result dh_service_key(const uint8_t *iface, size_t iface_len, const uint8_t *group, size_t group_len, const uint8_t *version, size_t version_len, dh_key_form form, uint8_t *out, size_t out_cap, size_t *out_len);
+
+// Exports interface `iface` (with `group` and `version`) as `status`, as a Dubbo host does when
+// it exports a service: sets the service key in dubbo-go's and Dubbo Java's forms (one name
+// when they are equal) and the bare interface, which is `DH_STATUS_SERVING` while **any**
+// export of it is, and `DH_STATUS_NOT_SERVING` once none is. A later `dh_set` / `dh_clear` /
+// `dh_shutdown` / `dh_resume` of a key moves the interface the same way.
+//
+// If `outcome_out` is not NULL it receives `DH_SET_CHANGED`, `DH_SET_UNCHANGED` or
+// `DH_SET_IGNORED` (shut down: nothing changed).
+//
+// # Errors
+// * `DH_INVALID_NAME`: `iface` is empty or contains `/` or `:`.
+// * `DH_NAME_TOO_LONG`: a key would be over `DH_MAX_NAME` bytes.
+// * `DH_INVALID_STATUS`: `status` is `DH_STATUS_SERVICE_UNKNOWN` or not a status.
+// * `DH_FULL`: the names do not fit. Nothing changes on any error.
+// * `DH_NULL_PARAMETER`, `DH_INVALID_UTF8`: as for `dh_set`.
+//
+// # Safety
+// `reg` is a live handle; each `(pointer, length)` input is readable for its length;
+// `outcome_out` is NULL or valid for a write.
+//
+// Thread-safe.
+dh_result dh_export(const dh_registry *reg, const uint8_t *iface, size_t iface_len, const uint8_t *group, size_t group_len, const uint8_t *version, size_t version_len, dh_status status, dh_set_outcome *outcome_out);
+
+// Ends a `dh_export`: its keys become `DH_STATUS_NOT_SERVING` (still registered, so
+// watchers hear `NOT_SERVING`), and the bare interface is `DH_STATUS_NOT_SERVING` once no
+// export of it is serving. Works while shut down.
+//
+// If `was_exported_out` is not NULL it receives 1 if the interface had this export, else 0.
+//
+// # Errors
+// As for `dh_export` (`DH_INVALID_NAME`, `DH_NAME_TOO_LONG`, `DH_NULL_PARAMETER`,
+// `DH_INVALID_UTF8`).
+//
+// # Safety
+// As for `dh_export`; `was_exported_out` is NULL or valid for a write.
+//
+// Thread-safe.
+dh_result dh_unexport(const dh_registry *reg, const uint8_t *iface, size_t iface_len, const uint8_t *group, size_t group_len, const uint8_t *version, size_t version_len, int32_t *was_exported_out);
+
+// Makes the empty name `""` depend on `name`: `""` is then `DH_STATUS_SERVING` exactly when
+// every required name is registered and `DH_STATUS_SERVING`, else `DH_STATUS_NOT_SERVING`,
+// and its watchers see each change. A required name not registered yet holds one slot of
+// the registry's capacity (invisible to `dh_get`, `dh_list`, `dh_len`).
+//
+// If `added_out` is not NULL it receives 1 if the name was not required before, else 0.
+//
+// # Errors
+// * `DH_INVALID_NAME`: `name` is empty (`""` cannot require itself).
+// * `DH_FULL`: the name is not registered and the registry has no free slot.
+// * `DH_NULL_PARAMETER`, `DH_NAME_TOO_LONG`, `DH_INVALID_UTF8`: as for `dh_set`.
+//
+// # Safety
+// `reg` is a live handle; `name` is readable for `name_len` bytes; `added_out` is NULL or
+// valid for a write.
+//
+// Thread-safe.
+dh_result dh_require(const dh_registry *reg, const uint8_t *name, size_t name_len, int32_t *added_out);
+
+// Undoes `dh_require`: `""` no longer depends on `name` (with nothing required any more, it
+// keeps its last status).
+//
+// If `removed_out` is not NULL it receives 1 if the name was required, else 0.
+//
+// # Errors
+// `DH_NULL_PARAMETER`, `DH_NAME_TOO_LONG`, `DH_INVALID_UTF8`: as for `dh_set`.
+//
+// # Safety
+// `reg` is a live handle; `name` is readable for `name_len` bytes; `removed_out` is NULL or
+// valid for a write.
+//
+// Thread-safe.
+dh_result dh_unrequire(const dh_registry *reg, const uint8_t *name, size_t name_len, int32_t *removed_out);
 
 // The `DH_*` name of a result code, as a static NUL-terminated string (`"DH_UNKNOWN_RESULT"`
 // for a value this version does not know).

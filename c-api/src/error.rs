@@ -72,6 +72,9 @@ pub const DH_INVALID_ARGUMENT: dh_result = -16;
 /// The operation is not allowed in the handle's current state (for example stopping a
 /// server twice).
 pub const DH_INVALID_STATE: dh_result = -17;
+/// A name cannot be used for this: `dh_export`'s interface is empty or contains `/` or `:`
+/// (those belong to service keys), or `dh_require` was asked for `""` itself.
+pub const DH_INVALID_NAME: dh_result = -18;
 
 /// The `DH_*` name of a result code, as a static NUL-terminated string (`"DH_UNKNOWN_RESULT"`
 /// for a value this version does not know).
@@ -102,6 +105,7 @@ pub(crate) fn result_name(result: dh_result) -> &'static str {
         DH_UNSUPPORTED => "DH_UNSUPPORTED\0",
         DH_INVALID_ARGUMENT => "DH_INVALID_ARGUMENT\0",
         DH_INVALID_STATE => "DH_INVALID_STATE\0",
+        DH_INVALID_NAME => "DH_INVALID_NAME\0",
         _ => "DH_UNKNOWN_RESULT\0",
     }
 }
@@ -150,6 +154,7 @@ impl From<dubbo_health_core::Error> for Failure {
             Error::Full => DH_FULL,
             Error::InvalidStatus => DH_INVALID_STATUS,
             Error::NotFound => DH_NOT_FOUND,
+            Error::InvalidName => DH_INVALID_NAME,
             #[allow(unreachable_patterns)]
             _ => DH_INVALID_ARGUMENT,
         };
@@ -291,6 +296,7 @@ mod tests {
             DH_UNSUPPORTED,
             DH_INVALID_ARGUMENT,
             DH_INVALID_STATE,
+            DH_INVALID_NAME,
         ];
         let mut names: Vec<_> = codes.iter().map(|&c| result_name(c)).collect();
         assert!(names

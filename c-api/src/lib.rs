@@ -70,6 +70,7 @@ mod ffi;
 mod dispatch;
 
 // In this order in the header.
+pub mod dubbo;
 pub mod error;
 pub mod handlers;
 pub mod options;
@@ -78,6 +79,7 @@ pub mod server;
 pub mod status;
 pub mod watch;
 
+pub use dubbo::*;
 pub use error::*;
 pub use handlers::*;
 pub use options::*;

@@ -109,7 +109,7 @@ impl Keys {
 }
 
 /// A name's 64-bit hash, and the parts of it each structure uses.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub(crate) struct Hash(pub(crate) u64);
 
 impl Hash {

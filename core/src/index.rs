@@ -138,6 +138,26 @@ impl Index<'_> {
         }
     }
 
+    /// Finds `name` under the lock, registered or a placeholder: its index position and slot.
+    pub(crate) fn find_entry_locked(self, name: &[u8], hash: Hash) -> Option<(usize, usize)> {
+        let len = self.words.len();
+        let tag = hash.tag();
+        let mut pos = home(hash.hi(), len);
+        loop {
+            let w = self.words[pos].load(Ordering::Relaxed);
+            if w == 0 {
+                return None;
+            }
+            if w >> SLOT_BITS == tag {
+                let slot = word_slot(w);
+                if self.slots[slot].locked_holds(name, hash.hi()) {
+                    return Some((pos, slot));
+                }
+            }
+            pos = next(pos, len);
+        }
+    }
+
     /// Inserts `slot` (whose name is not in the index) at the first empty position of its
     /// run. Lock held; the slot is already filled, so a reader that finds the word finds the
     /// name.

@@ -51,6 +51,7 @@
 
 #[cfg(all(feature = "std", not(loom)))]
 pub mod bridge;
+mod dubbo;
 mod hash;
 mod index;
 mod iter;
@@ -62,10 +63,12 @@ mod registry;
 mod slot;
 mod status;
 mod storage;
+mod ties;
 mod wake;
 mod watch;
 pub mod wire;
 
+pub use dubbo::{service_key, KeyForm, ServiceKey};
 pub use iter::{Entry, Iter};
 #[cfg(feature = "std")]
 pub use registry::HeapRegistry;

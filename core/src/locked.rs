@@ -23,6 +23,12 @@ pub(crate) struct Header {
     free: u32,
     /// Every node parked in a bucket, in park order.
     pub(crate) unknown: List<Unknown>,
+    /// How many names `""` requires (see `ties.rs`).
+    pub(crate) required: u32,
+    /// How many of them are registered and `SERVING`.
+    pub(crate) required_serving: u32,
+    /// Slots held by placeholders: names in the index that are not registered.
+    pub(crate) placeholders: u32,
 }
 
 impl Header {
@@ -32,6 +38,9 @@ impl Header {
             end_epoch: 0,
             free: 0,
             unknown: List::new(),
+            required: 0,
+            required_serving: 0,
+            placeholders: 0,
         }
     }
 }

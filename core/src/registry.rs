@@ -10,6 +10,7 @@ use crate::{
     locked::{Header, Locked},
     loom::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
     storage::Inline,
+    ties::Effects,
     wake::{Scope, WakeBatch},
     Error, ServingStatus, SetOutcome, Storage, Watch, MAX_CAPACITY, MAX_NAME,
 };
@@ -95,21 +96,21 @@ pub struct Registry<S: Storage> {
     keys: Keys,
     /// Odd while a deletion moves index words; bumped again when it is done. Read by every
     /// lock-free miss, written only by deletions: apart from the writers' fields below.
-    structure: AtomicUsize,
-    writer: Padded<Writer>,
+    pub(crate) structure: AtomicUsize,
+    pub(crate) writer: Padded<Writer>,
 }
 
 /// Keeps the writers' fields off the cache line readers poll.
 #[repr(align(64))]
-struct Padded<T>(T);
+pub(crate) struct Padded<T>(pub(crate) T);
 
-struct Writer {
+pub(crate) struct Writer {
     lock: SpinLock<Header>,
     /// Registered names.
-    count: AtomicU32,
+    pub(crate) count: AtomicU32,
     /// Slots ever taken: every live slot is below it.
     high_water: AtomicU32,
-    shut_down: AtomicBool,
+    pub(crate) shut_down: AtomicBool,
 }
 
 /// A registry with room for `N` names (`""` included) inside itself: no allocator needed, and
@@ -440,38 +441,20 @@ impl<S: Storage> Registry<S> {
         check_len(name)?;
         let bytes = name.as_bytes();
         let hash = self.hash(bytes);
-        let mut batch = WakeBatch::new();
-        let (outcome, job) = self.locked(|l| {
+        let mut fx = Effects::new();
+        let outcome = self.locked(|l| {
             if self.writer.0.shut_down.load(Ordering::Relaxed) {
-                return Ok((SetOutcome::Ignored, None));
+                return Ok(SetOutcome::Ignored);
             }
-            if let Some((_, slot)) = l.index().find_locked(bytes, hash) {
-                let s = &l.parts.slots[slot];
-                if s.live_status() == Some(status) {
-                    return Ok((SetOutcome::Unchanged, None));
-                }
-                s.set_status(status);
-                let job = l.start(Scope::Waiters(slot as u32), &mut batch);
-                return Ok((SetOutcome::Changed, job));
-            }
-            let slot = l.alloc()?;
-            l.parts.slots[slot].fill(bytes, hash.hi(), status);
-            l.index().insert(slot as u32, hash);
-            self.writer.0.count.fetch_add(1, Ordering::Release);
-            let bucket = index::home(hash.hi(), l.parts.buckets.len()) as u32;
-            let job = l.start(
-                Scope::Bucket {
-                    bucket,
-                    hash: hash.hi(),
-                },
-                &mut batch,
-            );
-            Ok((SetOutcome::Changed, job))
-        })?;
-        if let Some(job) = job {
-            self.finish(job, &mut batch);
-        }
-        Ok(outcome)
+            self.set_locked(l, &mut fx, bytes, hash, status)?;
+            Ok(if fx.changed {
+                SetOutcome::Changed
+            } else {
+                SetOutcome::Unchanged
+            })
+        });
+        self.finish_effects(&mut fx);
+        outcome
     }
 
     /// Forgets `name`. Its watchers get `SERVICE_UNKNOWN` and `Check` answers `NOT_FOUND`.
@@ -501,23 +484,16 @@ impl<S: Storage> Registry<S> {
         check_len(name)?;
         let bytes = name.as_bytes();
         let hash = self.hash(bytes);
-        let mut batch = WakeBatch::new();
+        let mut fx = Effects::new();
         let cleared = self.locked(|l| {
-            let (pos, slot) = l.index().find_locked(bytes, hash)?;
-            l.index().remove(pos, &self.structure);
-            l.release(slot);
-            self.writer.0.count.fetch_sub(1, Ordering::Release);
-            Some(l.start(Scope::Waiters(slot as u32), &mut batch))
+            let Some((pos, slot)) = l.index().find_locked(bytes, hash) else {
+                return false;
+            };
+            self.forget(l, &mut fx, pos, slot);
+            true
         });
-        match cleared {
-            Some(job) => {
-                if let Some(job) = job {
-                    self.finish(job, &mut batch);
-                }
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        self.finish_effects(&mut fx);
+        Ok(cleared)
     }
 
     /// Graceful drain: every registered name becomes `NOT_SERVING`, and later
@@ -583,6 +559,7 @@ impl<S: Storage> Registry<S> {
                     changed = true;
                 }
             }
+            changed |= self.recount(l, status);
             if !changed {
                 return None;
             }

@@ -13,10 +13,12 @@ const WORD: usize = size_of::<usize>();
 /// Machine words per stored name.
 const WORDS: usize = MAX_NAME.div_ceil(WORD);
 
-// `meta` layout: bits 0-1 status, bit 2 live, bits 8-15 name length. Bits 3-7 and 16-31 are
-// free for per-name flags that later features may need (written under the lock, read through
-// the sequence lock like the rest).
+// `meta` layout: bits 0-1 status, bit 2 live, bit 3 placeholder (in the index, not
+// registered: a name `""` requires or an interface with exports, cleared), bits 8-15 name
+// length. Bits 4-7 and 16-31 are free for per-name flags that later features may need
+// (written under the lock, read through the sequence lock like the rest).
 const LIVE: u32 = 1 << 2;
+const PLACEHOLDER: u32 = 1 << 3;
 
 const fn pack(status: ServingStatus, len: usize) -> u32 {
     (status as u32) | LIVE | ((len as u32) << 8)
@@ -75,6 +77,14 @@ pub(crate) struct Slot {
     /// [`Hash::hi`](crate::hash::Hash::hi) of the name while live; the free-list link while
     /// free.
     hash: AtomicU32,
+    /// Writer-only (read and written under the lock, `Relaxed`): the Dubbo ties of the name
+    /// (see `ties.rs`): bits 0-23 the slot of its bare interface + 1 (an exported service
+    /// key), bit 24 required by `""`, bit 25 exported as its own key, bit 26 that export is
+    /// `SERVING`. Zero on a free slot.
+    tie: AtomicU32,
+    /// Writer-only, as `tie`: for a bare interface, bits 0-15 how many exports are tied to
+    /// it, bits 16-31 how many of them are `SERVING`. Zero on a free slot.
+    exports: AtomicU32,
     name: [AtomicUsize; WORDS],
 }
 
@@ -86,6 +96,8 @@ impl Slot {
                 seq: AtomicU32::new(0),
                 meta: AtomicU32::new(0),
                 hash: AtomicU32::new(0),
+                tie: AtomicU32::new(0),
+                exports: AtomicU32::new(0),
                 #[cfg(not(loom))]
                 name: [const { AtomicUsize::new(0) }; WORDS],
                 #[cfg(loom)]
@@ -101,6 +113,8 @@ impl Slot {
                 seq: AtomicU32::new(0),
                 meta: AtomicU32::new(pack(ServingStatus::Serving, 0)),
                 hash: AtomicU32::new(hash),
+                tie: AtomicU32::new(0),
+                exports: AtomicU32::new(0),
                 #[cfg(not(loom))]
                 name: [const { AtomicUsize::new(0) }; WORDS],
                 #[cfg(loom)]
@@ -231,12 +245,71 @@ impl Slot {
         self.write(|s| s.meta.store(pack(status, len), Ordering::Release));
     }
 
-    /// Frees a live slot, linking it to `next_free` (slot index + 1, or 0). Lock held.
+    /// Frees a live slot (or a placeholder), linking it to `next_free` (slot index + 1, or
+    /// 0). Lock held.
     pub(crate) fn free(&self, next_free: u32) {
         self.write(|s| {
             s.meta.store(0, Ordering::Release);
             s.hash.store(next_free, Ordering::Release);
         });
+        self.tie.store(0, Ordering::Relaxed);
+        self.exports.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether this slot, live or a placeholder, holds `name` (with hash `hash`). Lock held.
+    #[inline]
+    pub(crate) fn locked_holds(&self, name: &[u8], hash: u32) -> bool {
+        let meta = self.meta.load(Ordering::Relaxed);
+        (is_live(meta) || meta & PLACEHOLDER != 0)
+            && name_len(meta) == name.len()
+            && self.hash.load(Ordering::Relaxed) == hash
+            && self.name_eq(name, Ordering::Relaxed)
+    }
+
+    /// Turns a live slot into a *placeholder*: still in the index with its name (so the
+    /// writers find its ties), but not registered for anyone reading. Lock held.
+    pub(crate) fn hide(&self) {
+        let len = name_len(self.meta.load(Ordering::Relaxed));
+        self.write(|s| {
+            s.meta
+                .store(PLACEHOLDER | ((len as u32) << 8), Ordering::Release)
+        });
+    }
+
+    /// Stores a new name in a free slot as a placeholder. Lock held.
+    pub(crate) fn fill_hidden(&self, name: &[u8], hash: u32) {
+        self.write(|s| {
+            for i in 0..name.len().div_ceil(WORD) {
+                s.name[i].store(name_word(name, i), Ordering::Release);
+            }
+            s.hash.store(hash, Ordering::Release);
+            s.meta
+                .store(PLACEHOLDER | ((name.len() as u32) << 8), Ordering::Release);
+        });
+    }
+
+    /// The tie word. Lock held.
+    #[inline]
+    pub(crate) fn tie(&self) -> u32 {
+        self.tie.load(Ordering::Relaxed)
+    }
+
+    /// Sets the tie word. Lock held.
+    #[inline]
+    pub(crate) fn set_tie(&self, tie: u32) {
+        self.tie.store(tie, Ordering::Relaxed);
+    }
+
+    /// The exports word. Lock held.
+    #[inline]
+    pub(crate) fn exports(&self) -> u32 {
+        self.exports.load(Ordering::Relaxed)
+    }
+
+    /// Sets the exports word. Lock held.
+    #[inline]
+    pub(crate) fn set_exports(&self, exports: u32) {
+        self.exports.store(exports, Ordering::Relaxed);
     }
 
     /// The free-list link of a free slot. Lock held.

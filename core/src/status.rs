@@ -165,6 +165,9 @@ pub enum Error {
     InvalidStatus,
     /// The name is not registered.
     NotFound,
+    /// The name cannot be used for this: an exported interface must be non-empty and
+    /// contain no `/` or `:` (those belong to service keys), and `""` cannot require itself.
+    InvalidName,
 }
 
 impl Error {
@@ -178,7 +181,9 @@ impl Error {
     #[must_use]
     pub const fn grpc_code(&self) -> GrpcCode {
         match self {
-            Self::NameTooLong { .. } | Self::InvalidStatus => GrpcCode::InvalidArgument,
+            Self::NameTooLong { .. } | Self::InvalidStatus | Self::InvalidName => {
+                GrpcCode::InvalidArgument
+            }
             Self::Full => GrpcCode::ResourceExhausted,
             Self::NotFound => GrpcCode::NotFound,
         }
@@ -196,6 +201,10 @@ impl fmt::Display for Error {
             Self::Full => f.write_str("health registry is full"),
             Self::InvalidStatus => f.write_str("SERVICE_UNKNOWN cannot be set"),
             Self::NotFound => f.write_str("unknown service"),
+            Self::InvalidName => f.write_str(
+                "name not allowed here: an exported interface is non-empty without '/' or ':', \
+                 and \"\" cannot require itself",
+            ),
         }
     }
 }

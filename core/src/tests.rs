@@ -17,6 +17,7 @@ use futures_core::Stream;
 
 use crate::index::home;
 
+mod dubbo;
 mod hash;
 mod index;
 mod panic;

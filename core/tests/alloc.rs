@@ -121,6 +121,41 @@ fn workload<S: Storage>(r: &Registry<S>) {
         }
     }
 
+    // Dubbo: keys, exports tied to their interface, "" derived from required names (and
+    // their placeholders), with a watcher parked on "" and on the interface.
+    let key = dubbo_health_core::service_key(
+        "org.apache.Foo",
+        "grp",
+        "0.0.0",
+        dubbo_health_core::KeyForm::DubboJava,
+    )
+    .unwrap();
+    assert_eq!(&*key, "grp/org.apache.Foo:0.0.0");
+    let mut root = pin!(r.watch("").unwrap());
+    let mut bare = pin!(r.watch("org.apache.Foo").unwrap());
+    assert!(root.as_mut().poll_next(&mut cx).is_ready());
+    assert!(bare.as_mut().poll_next(&mut cx).is_ready());
+    assert!(root.as_mut().poll_next(&mut cx).is_pending());
+    assert!(bare.as_mut().poll_next(&mut cx).is_pending());
+    assert_eq!(r.require("org.apache.Foo"), Ok(true));
+    assert_eq!(r.require("db"), Ok(true));
+    assert_eq!(
+        root.as_mut().poll_next(&mut cx),
+        Poll::Ready(Some(NotServing))
+    );
+    r.export("org.apache.Foo", "grp", "0.0.0", Serving).unwrap();
+    r.export("org.apache.Foo", "grp", "1.0.0", Serving).unwrap();
+    r.set("grp/org.apache.Foo:1.0.0", NotServing).unwrap();
+    r.set("db", Serving).unwrap();
+    assert_eq!(r.get(""), Some(Serving));
+    assert_eq!(root.as_mut().poll_next(&mut cx), Poll::Ready(Some(Serving)));
+    assert_eq!(bare.as_mut().poll_next(&mut cx), Poll::Ready(Some(Serving)));
+    assert_eq!(r.clear("db"), Ok(true));
+    assert_eq!(r.unexport("org.apache.Foo", "grp", "0.0.0"), Ok(true));
+    assert_eq!(r.get("org.apache.Foo"), Some(NotServing));
+    assert_eq!(r.unrequire("db"), Ok(true));
+    assert!(r.is_required("org.apache.Foo"));
+
     r.shutdown();
     r.resume();
     let mut names = 0;

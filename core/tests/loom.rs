@@ -348,3 +348,37 @@ fn a_bucket_walk_resumes_at_its_marker_while_neighbours_leave() {
         assert_eq!(mine.last(), Some(Serving));
     });
 }
+
+#[test]
+fn derived_root_follows_two_required_names_set_at_once() {
+    loom::model(|| {
+        let reg = Arc::new(FixedRegistry::<4>::new());
+        reg.set("a", Serving).unwrap();
+        reg.set("b", Serving).unwrap();
+        reg.require("a").unwrap();
+        reg.require("b").unwrap();
+        let mut watch = Box::pin(Watch::new(Arc::clone(&reg), "").unwrap());
+        assert_eq!(block_on(watch.next()), Some(Serving));
+        let a = {
+            let reg = Arc::clone(&reg);
+            thread::spawn(move || reg.set("a", NotServing).unwrap())
+        };
+        let b = {
+            let reg = Arc::clone(&reg);
+            thread::spawn(move || reg.set("b", NotServing).unwrap())
+        };
+        // Park while the setters run: each setter's change of "" wakes it.
+        let park = park_counting(&mut watch);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(reg.get(""), Some(NotServing));
+        assert_heard(&watch, &reg, park);
+        converge(&mut watch, &reg);
+        // The counts survived the race: both back up makes "" SERVING again.
+        reg.set("a", Serving).unwrap();
+        assert_eq!(reg.get(""), Some(NotServing));
+        reg.set("b", Serving).unwrap();
+        assert_eq!(reg.get(""), Some(Serving));
+        converge(&mut watch, &reg);
+    });
+}

@@ -27,6 +27,21 @@ as it was (call ``registry.shutdown()`` first for a drain every door sees):
 True
 >>> registry.is_shut_down
 False
+
+Dubbo: export on start, unexport on stop; ``""`` can follow the services it requires:
+
+>>> registry.require("org.apache.Foo")
+True
+>>> registry.export("org.apache.Foo", "grp", "1.0.0")
+<SetOutcome.CHANGED: 'changed'>
+>>> registry.get("grp/org.apache.Foo:1.0.0"), registry.get("org.apache.Foo"), registry.get("")
+(<ServingStatus.SERVING: 1>, <ServingStatus.SERVING: 1>, <ServingStatus.SERVING: 1>)
+>>> registry.unexport("org.apache.Foo", "grp", "1.0.0")
+True
+>>> registry.get("")
+<ServingStatus.NOT_SERVING: 2>
+>>> dubbo_health.service_key("org.apache.Foo", "", "0.0.0", dubbo_health.KeyForm.DUBBO_JAVA)
+'org.apache.Foo:0.0.0'
 """
 
 from __future__ import annotations
@@ -41,10 +56,13 @@ from ._native import (
     Watch,
     __version__,
     serve,
+    service_key,
 )
 from ._types import (
     HealthError,
+    InvalidNameError,
     InvalidStatusError,
+    KeyForm,
     NameTooLongError,
     RegistryFull,
     RpcError,
@@ -59,7 +77,9 @@ __all__ = [
     "MAX_NAME",
     "AsyncWatch",
     "HealthError",
+    "InvalidNameError",
     "InvalidStatusError",
+    "KeyForm",
     "NameTooLongError",
     "Registry",
     "RegistryFull",
@@ -71,4 +91,5 @@ __all__ = [
     "Watch",
     "__version__",
     "serve",
+    "service_key",
 ]

@@ -67,6 +67,20 @@ class InvalidStatusError(HealthError):
     """Not a status ``set`` accepts: only UNKNOWN, SERVING and NOT_SERVING can be set."""
 
 
+class InvalidNameError(HealthError):
+    """A name that cannot be used for this: an exported interface must be non-empty without
+    ``/`` or ``:`` (those belong to service keys), and ``""`` cannot require itself."""
+
+
+class KeyForm(str, enum.Enum):
+    """Which Dubbo host's service key :func:`service_key` builds."""
+
+    DUBBO_GO = "dubbo-go"
+    """dubbo-go's ``group/interface:version``: the version left out when empty or ``0.0.0``."""
+    DUBBO_JAVA = "dubbo-java"
+    """Dubbo Java's: the version kept whenever it is not empty, ``0.0.0`` included."""
+
+
 class ServiceNotFoundError(KeyError):
     """The name is not registered (``Registry.check`` and ``registry[name]``)."""
 

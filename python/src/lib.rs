@@ -30,7 +30,7 @@ mod _native {
     #[pymodule_export]
     use crate::aio::AsyncWatch;
     #[pymodule_export]
-    use crate::registry::Registry;
+    use crate::registry::{service_key, Registry};
     #[pymodule_export]
     use crate::server::{serve, Server};
     #[pymodule_export]

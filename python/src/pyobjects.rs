@@ -88,6 +88,7 @@ pub(crate) fn error(py: Python<'_>, err: Error) -> PyErr {
         Error::Full => exception(py, "RegistryFull", (message,)),
         Error::InvalidStatus => exception(py, "InvalidStatusError", (message,)),
         Error::NotFound => exception(py, "ServiceNotFoundError", (message,)),
+        Error::InvalidName => exception(py, "InvalidNameError", (message,)),
         _ => PyValueError::new_err(message),
     }
 }

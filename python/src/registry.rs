@@ -151,6 +151,59 @@ impl Registry {
         py.detach(|| self.inner.resume());
     }
 
+    /// Exports `interface` (Dubbo): sets its service key in dubbo-go's and Dubbo Java's forms
+    /// and the bare interface, which is SERVING while any export of it is (see docs/core.md).
+    #[pyo3(signature = (interface, group = "", version = "", status = None))]
+    fn export<'py>(
+        &self,
+        py: Python<'py>,
+        interface: &str,
+        group: &str,
+        version: &str,
+        status: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let status = match status {
+            Some(s) if !s.is_none() => status_arg(py, s)?,
+            _ => ServingStatus::Serving,
+        };
+        match py.detach(|| self.inner.export(interface, group, version, status)) {
+            Ok(outcome) => pyobjects::outcome(py, outcome),
+            Err(err) => Err(pyobjects::error(py, err)),
+        }
+    }
+
+    /// Ends an export: its keys become NOT_SERVING (still registered), the bare interface
+    /// once no export of it serves. Returns whether the export existed.
+    #[pyo3(signature = (interface, group = "", version = ""))]
+    fn unexport(
+        &self,
+        py: Python<'_>,
+        interface: &str,
+        group: &str,
+        version: &str,
+    ) -> PyResult<bool> {
+        py.detach(|| self.inner.unexport(interface, group, version))
+            .map_err(|err| pyobjects::error(py, err))
+    }
+
+    /// Makes `""` depend on `name`: SERVING exactly when every required name is SERVING.
+    /// Returns whether it was newly required.
+    fn require(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        py.detach(|| self.inner.require(name))
+            .map_err(|err| pyobjects::error(py, err))
+    }
+
+    /// Undoes `require`; returns whether the name was required.
+    fn unrequire(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        py.detach(|| self.inner.unrequire(name))
+            .map_err(|err| pyobjects::error(py, err))
+    }
+
+    /// Whether `""` requires `name`.
+    fn is_required(&self, py: Python<'_>, name: &str) -> bool {
+        py.detach(|| self.inner.is_required(name))
+    }
+
     /// Ends every watch open now, after it has delivered its pending change.
     fn end_watches(&self, py: Python<'_>) {
         py.detach(|| self.inner.end_watches());
@@ -221,4 +274,29 @@ impl Registry {
         }
         out
     }
+}
+
+/// The service key of a Dubbo export, `group/interface:version`: `form` `"dubbo-go"` leaves
+/// the version out when empty or `0.0.0`, `"dubbo-java"` only when empty.
+#[pyfunction]
+#[pyo3(signature = (interface, group = "", version = "", form = "dubbo-go"))]
+pub(crate) fn service_key(
+    py: Python<'_>,
+    interface: &str,
+    group: &str,
+    version: &str,
+    form: &str,
+) -> PyResult<String> {
+    let form = match form {
+        "dubbo-go" => dubbo_health_core::KeyForm::DubboGo,
+        "dubbo-java" => dubbo_health_core::KeyForm::DubboJava,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "form must be KeyForm.DUBBO_GO or KeyForm.DUBBO_JAVA, not {other:?}"
+            )))
+        }
+    };
+    dubbo_health_core::service_key(interface, group, version, form)
+        .map(|key| key.as_str().to_owned())
+        .map_err(|err| pyobjects::error(py, err))
 }

@@ -53,6 +53,24 @@ pub use server::{
 pub use service::{HealthBody, HealthServer, HealthService, ResponseFuture, MAX_REQUEST_SIZE};
 pub use watch::WatchBody;
 
+/// Dubbo service keys (`group/interface:version`, in dubbo-go's or Dubbo Java's form), for
+/// [`Registry::export`](dubbo_health_core::Registry::export) and friends.
+///
+/// ```
+/// use std::sync::Arc;
+/// use dubbo_health_core::{HeapRegistry, ServingStatus::*};
+/// use dubbo_health_tonic::{service_key, KeyForm};
+///
+/// let registry = Arc::new(HeapRegistry::new());
+/// registry.require("org.apache.Foo").unwrap(); // "" follows the interface
+/// registry.export("org.apache.Foo", "grp", "1.0.0", Serving).unwrap(); // on start
+/// let key = service_key("org.apache.Foo", "grp", "1.0.0", KeyForm::DubboGo).unwrap();
+/// assert_eq!(registry.get(&key), Some(Serving));
+/// registry.unexport("org.apache.Foo", "grp", "1.0.0").unwrap(); // on stop
+/// assert_eq!(registry.get(""), Some(NotServing));
+/// ```
+pub use dubbo_health_core::{service_key, KeyForm, ServiceKey};
+
 #[doc(no_inline)]
 pub use dubbo_health_core as core;
 #[doc(no_inline)]
