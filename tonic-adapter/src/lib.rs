@@ -41,6 +41,7 @@
 pub mod control;
 mod drain;
 mod grpc;
+pub mod probe;
 pub mod reflection;
 pub mod server;
 mod service;

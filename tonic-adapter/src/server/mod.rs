@@ -48,6 +48,8 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::probe::{ProbeBodies, ProbeHandler, ProbeState, Probes};
+
 pub use fallback::{BoxError, RequestBody};
 
 /// HTTP/2 streams one connection may have open at once: 100,000.
@@ -161,6 +163,7 @@ struct Shared<R> {
     http: Option<Arc<dyn HttpHandler>>,
     fallback: Option<fallback::Fallback>,
     drain: CancellationToken,
+    probe_state: ProbeState,
     h2: h2::server::Builder,
     /// Streams being read or watched, over all connections.
     open_calls: Arc<AtomicUsize>,
@@ -267,6 +270,18 @@ impl<R> Engine<R> {
     pub fn open_calls(&self) -> usize {
         self.shared.open_calls.load(Ordering::Relaxed)
     }
+
+    /// The state this engine's probes read: mark the host started here (`/startup`).
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
+    /// engine.probe_state().mark_started();
+    /// ```
+    pub fn probe_state(&self) -> &ProbeState {
+        &self.shared.probe_state
+    }
 }
 
 impl<S: Storage, R> Engine<R>
@@ -295,7 +310,7 @@ where
     /// client.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
     /// let mut answer = [0u8; 12];
     /// client.read_exact(&mut answer).await.unwrap();
-    /// assert_eq!(&answer, b"HTTP/1.1 404"); // no plain-HTTP handler
+    /// assert_eq!(&answer, b"HTTP/1.1 404"); // not a probe path, and no plain-HTTP handler
     /// # });
     /// ```
     pub fn serve_connection<IO>(
@@ -478,6 +493,18 @@ enum Bind {
     Listener(StdTcpListener),
 }
 
+impl Bind {
+    /// The listener, bound if need be, non-blocking.
+    fn listen(self) -> io::Result<StdTcpListener> {
+        let listener = match self {
+            Bind::Listener(l) => l,
+            Bind::Addrs(addrs) => StdTcpListener::bind(&addrs?[..])?,
+        };
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    }
+}
+
 /// Options of a [`Standalone`] server (and of an [`Engine`]), made by
 /// [`Standalone::builder`].
 ///
@@ -502,6 +529,10 @@ pub struct StandaloneBuilder<R> {
     http: Option<Arc<dyn HttpHandler>>,
     fallback: Option<fallback::Fallback>,
     reflection: bool,
+    probes: bool,
+    probe_bind: Option<Bind>,
+    probe_bodies: ProbeBodies,
+    started: bool,
 }
 
 impl<R> fmt::Debug for StandaloneBuilder<R> {
@@ -511,6 +542,10 @@ impl<R> fmt::Debug for StandaloneBuilder<R> {
             .field("http_handler", &self.http.is_some())
             .field("fallback", &self.fallback.is_some())
             .field("reflection", &self.reflection)
+            .field("probes", &self.probes)
+            .field("probe_addr", &self.probe_bind.is_some())
+            .field("probe_bodies", &self.probe_bodies)
+            .field("started", &self.started)
             .finish_non_exhaustive()
     }
 }
@@ -643,20 +678,128 @@ where
     /// # drop(engine);
     /// ```
     pub fn engine(self) -> Engine<R> {
+        self.build().0
+    }
+
+    /// The engine, and the probes a probe port serves (tied to the engine's drain).
+    fn build(self) -> (Engine<R>, Probes<R>) {
         let fallback = self
             .fallback
             .or_else(|| self.reflection.then(reflection_fallback).flatten());
-        Engine {
+        let drain = CancellationToken::new();
+        let probe_state = ProbeState::new();
+        let probes = Probes::new(self.registry.clone())
+            .bodies(self.probe_bodies)
+            .with_state(probe_state.clone())
+            .with_drain(drain.clone());
+        let http: Option<Arc<dyn HttpHandler>> = if self.probes {
+            Some(Arc::new(ProbeHandler {
+                probes: probes.clone(),
+                next: self.http,
+            }))
+        } else {
+            self.http
+        };
+        let engine = Engine {
             shared: Arc::new(Shared {
                 registry: self.registry,
                 max_request_size: self.max_request_size,
-                http: self.http,
+                http,
                 fallback,
-                drain: CancellationToken::new(),
+                drain,
+                probe_state,
                 h2: h2_builder(),
                 open_calls: Arc::default(),
             }),
-        }
+        };
+        (engine, probes)
+    }
+
+    /// Whether the server's own port answers the HTTP probes (`/live`, `/ready`,
+    /// `/startup`, `/ready?service=NAME`) and the JSON `Check` / `List` (see
+    /// [`probe`](crate::probe)). On by default; paths they do not claim go to the
+    /// [`http_handler`](Self::http_handler). A [`probe_addr`](Self::probe_addr) serves
+    /// them whatever this says.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let builder = dubbo_health_tonic::Standalone::builder(&HEALTH).probes(false);
+    /// # drop(builder);
+    /// ```
+    #[must_use]
+    pub fn probes(mut self, on: bool) -> Self {
+        self.probes = on;
+        self
+    }
+
+    /// A second port for the probes and JSON calls (as Dubbo's QoS uses 22222). It keeps
+    /// answering while the server drains — `/ready` is then `503`, `/live` `200` — until
+    /// the server has stopped. (It is the same engine without the fallback: gRPC health
+    /// answers there too.)
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH)
+    ///     .probe_addr("127.0.0.1:0")
+    ///     .start()
+    ///     .unwrap();
+    /// assert!(server.probe_addr().is_some());
+    /// ```
+    #[must_use]
+    pub fn probe_addr<A: ToSocketAddrs>(mut self, addr: A) -> Self {
+        self.probe_bind = Some(Bind::Addrs(addr.to_socket_addrs().map(Iterator::collect)));
+        self
+    }
+
+    /// The probe port on a listener the caller bound already.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let builder = dubbo_health_tonic::Standalone::builder(&HEALTH).probe_listener(listener);
+    /// # drop(builder);
+    /// ```
+    #[must_use]
+    pub fn probe_listener(mut self, listener: StdTcpListener) -> Self {
+        self.probe_bind = Some(Bind::Listener(listener));
+        self
+    }
+
+    /// The probe bodies: Dubbo Java QoS's `true` / `false` (the default) or dubbo-go's
+    /// `ok`.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// use dubbo_health_tonic::probe::ProbeBodies;
+    /// let builder = dubbo_health_tonic::Standalone::builder(&HEALTH).probe_bodies(ProbeBodies::DubboGo);
+    /// # drop(builder);
+    /// ```
+    #[must_use]
+    pub fn probe_bodies(mut self, bodies: ProbeBodies) -> Self {
+        self.probe_bodies = bodies;
+        self
+    }
+
+    /// Whether [`start`](Self::start) marks the host started (`/startup` → `200`) once it
+    /// listens. On by default; with `false`, call [`Standalone::mark_started`] when the
+    /// host is ready to be probed for readiness.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH).started(false).start().unwrap();
+    /// assert!(!server.probe_state().is_started());
+    /// server.mark_started();
+    /// assert!(server.probe_state().is_started());
+    /// ```
+    #[must_use]
+    pub fn started(mut self, started: bool) -> Self {
+        self.started = started;
+        self
     }
 
     /// Binds the address and starts serving on a new thread with its own single-threaded
@@ -675,20 +818,48 @@ where
     /// ```
     pub fn start(mut self) -> io::Result<Standalone> {
         let bind = std::mem::replace(&mut self.bind, Bind::Addrs(Ok(Vec::new())));
-        let std_listener = match bind {
-            Bind::Listener(l) => l,
-            Bind::Addrs(addrs) => StdTcpListener::bind(&addrs?[..])?,
-        };
-        std_listener.set_nonblocking(true)?;
+        let std_listener = bind.listen()?;
         let local_addr = std_listener.local_addr()?;
+        let probe_listener = self.probe_bind.take().map(Bind::listen).transpose()?;
+        let probe_addr = probe_listener
+            .as_ref()
+            .map(StdTcpListener::local_addr)
+            .transpose()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let listener = {
+        let (listener, probe_listener) = {
             let _guard = runtime.enter();
-            TcpListener::from_std(std_listener)?
+            (
+                TcpListener::from_std(std_listener)?,
+                probe_listener.map(TcpListener::from_std).transpose()?,
+            )
         };
-        let engine = self.engine();
+        let started = self.started;
+        let max_request_size = self.max_request_size;
+        let registry = self.registry.clone();
+        let (engine, probes) = self.build();
+        let probe_state = engine.shared.probe_state.clone();
+        if started {
+            probe_state.mark_started();
+        }
+        // The probe port: the same answers, its own accept loop, which runs until the
+        // server thread ends (not stopped by the drain, so `/ready` says 503 meanwhile).
+        let probe_engine = probe_listener.map(|listener| {
+            let engine = Engine {
+                shared: Arc::new(Shared {
+                    registry,
+                    max_request_size,
+                    http: Some(Arc::new(ProbeHandler { probes, next: None })),
+                    fallback: None,
+                    drain: CancellationToken::new(),
+                    probe_state: probe_state.clone(),
+                    h2: h2_builder(),
+                    open_calls: Arc::default(),
+                }),
+            };
+            (engine, listener)
+        });
         let open_calls = Arc::clone(&engine.shared.open_calls);
         let (stop_tx, stop_rx) = oneshot::channel::<Duration>();
         let (force_tx, force_rx) = oneshot::channel::<()>();
@@ -697,6 +868,13 @@ where
             .name("dubbo-health-server".into())
             .spawn(move || {
                 let result = runtime.block_on(async move {
+                    if let Some((probe_engine, listener)) = probe_engine {
+                        tokio::spawn(async move {
+                            probe_engine
+                                .serve_until(listener, std::future::pending())
+                                .await
+                        });
+                    }
                     let serve = engine.serve_until(listener, async {
                         match stop_rx.await {
                             Ok(grace) => grace,
@@ -717,6 +895,8 @@ where
             })?;
         Ok(Standalone {
             local_addr,
+            probe_addr,
+            probe_state,
             open_calls,
             stop: Some(stop_tx),
             force: Some(force_tx),
@@ -751,6 +931,8 @@ fn reflection_fallback() -> Option<fallback::Fallback> {
 /// ```
 pub struct Standalone {
     local_addr: SocketAddr,
+    probe_addr: Option<SocketAddr>,
+    probe_state: ProbeState,
     open_calls: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<Duration>>,
     force: Option<oneshot::Sender<()>>,
@@ -779,6 +961,10 @@ impl Standalone {
             http: None,
             fallback: None,
             reflection: true,
+            probes: true,
+            probe_bind: None,
+            probe_bodies: ProbeBodies::default(),
+            started: true,
         }
     }
 
@@ -816,6 +1002,44 @@ impl Standalone {
     /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the probe port, if [`probe_addr`](StandaloneBuilder::probe_addr)
+    /// asked for one.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
+    /// assert_eq!(server.probe_addr(), None);
+    /// ```
+    pub fn probe_addr(&self) -> Option<SocketAddr> {
+        self.probe_addr
+    }
+
+    /// Marks the host started: `/startup` answers `200` from now on (for a server built
+    /// with [`started(false)`](StandaloneBuilder::started)).
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH).started(false).start().unwrap();
+    /// server.mark_started();
+    /// ```
+    pub fn mark_started(&self) {
+        self.probe_state.mark_started();
+    }
+
+    /// The state the server's probes read (started, stopping); clones share it.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
+    /// assert!(server.probe_state().is_started());
+    /// ```
+    pub fn probe_state(&self) -> &ProbeState {
+        &self.probe_state
     }
 
     /// The calls the server holds right now: open Watch streams, and calls whose request
