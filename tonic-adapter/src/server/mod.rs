@@ -164,6 +164,8 @@ struct Shared<R> {
     fallback: Option<fallback::Fallback>,
     drain: CancellationToken,
     probe_state: ProbeState,
+    /// Whether serving marks the host started (`/startup`).
+    auto_start: bool,
     h2: h2::server::Builder,
     /// Streams being read or watched, over all connections.
     open_calls: Arc<AtomicUsize>,
@@ -386,6 +388,9 @@ where
     where
         F: std::future::Future<Output = Duration>,
     {
+        if self.shared.auto_start {
+            self.shared.probe_state.mark_started();
+        }
         let mut conns = JoinSet::new();
         let mut signal = std::pin::pin!(signal);
         let drain = self.shared.drain.clone();
@@ -708,6 +713,7 @@ where
                 fallback,
                 drain,
                 probe_state,
+                auto_start: self.started,
                 h2: h2_builder(),
                 open_calls: Arc::default(),
             }),
@@ -784,8 +790,9 @@ where
         self
     }
 
-    /// Whether [`start`](Self::start) marks the host started (`/startup` → `200`) once it
-    /// listens. On by default; with `false`, call [`Standalone::mark_started`] when the
+    /// Whether [`start`](Self::start) (or [`Engine::serve`]) marks the host started
+    /// (`/startup` → `200`) once it listens. On by default; with `false`, call
+    /// [`Standalone::mark_started`] (or `engine.probe_state().mark_started()`) when the
     /// host is ready to be probed for readiness.
     ///
     /// ```
@@ -854,6 +861,7 @@ where
                     fallback: None,
                     drain: CancellationToken::new(),
                     probe_state: probe_state.clone(),
+                    auto_start: false,
                     h2: h2_builder(),
                     open_calls: Arc::default(),
                 }),
