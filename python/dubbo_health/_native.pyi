@@ -1,5 +1,6 @@
 import asyncio
-from typing import final
+from collections.abc import Iterable, Mapping
+from typing import Literal, final
 
 from typing_extensions import Self
 
@@ -10,6 +11,7 @@ __all__ = [
     "LIST_LIMIT",
     "MAX_NAME",
     "AsyncWatch",
+    "Probes",
     "Registry",
     "Server",
     "Watch",
@@ -81,6 +83,13 @@ class Server:
     @property
     def address(self) -> str: ...
     @property
+    def probe_port(self) -> int | None: ...
+    @property
+    def probe_address(self) -> str | None: ...
+    @property
+    def started(self) -> bool: ...
+    def mark_started(self) -> None: ...
+    @property
     def running(self) -> bool: ...
     def stop(self, grace: float = 5.0) -> None: ...
     def __enter__(self) -> Self: ...
@@ -89,7 +98,40 @@ class Server:
         *_args: object,
     ) -> bool: ...
 
-def serve(registry: Registry, address: str) -> Server: ...
+def serve(
+    registry: Registry,
+    address: str,
+    *,
+    probes: bool = True,
+    probe_addr: str | None = None,
+    started: bool = True,
+    probe_bodies: Literal["dubbo-java", "dubbo-go"] = "dubbo-java",
+) -> Server: ...
+
+@final
+class Probes:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        started: bool = False,
+        bodies: Literal["dubbo-java", "dubbo-go"] = "dubbo-java",
+    ) -> None: ...
+    @property
+    def started(self) -> bool: ...
+    @property
+    def stopping(self) -> bool: ...
+    def mark_started(self) -> None: ...
+    def mark_stopping(self) -> None: ...
+    def answer(
+        self,
+        method: str,
+        path: str,
+        query: str | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> tuple[int, list[tuple[str, str]], bytes]: ...
+
 def handle_check(registry: Registry, request: bytes) -> bytes: ...
 def handle_list(registry: Registry, request: bytes) -> bytes: ...
 def decode_check_request(request: bytes) -> str: ...

@@ -4,7 +4,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dubbo_health_tonic::Standalone;
+use dubbo_health_tonic::{
+    probe::{ProbeBodies, ProbeState},
+    Standalone,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -20,26 +23,63 @@ const DEFAULT_GRACE: f64 = 5.0;
 #[derive(Debug)]
 pub(crate) struct Server {
     address: SocketAddr,
+    probe_address: Option<SocketAddr>,
+    probe_state: ProbeState,
     running: Mutex<Option<Standalone>>,
 }
 
-/// Starts the health service for `registry` on `address` ("host:port"; port 0 picks one).
+/// Resolves "host:port" to its first address.
+fn resolve(address: &str) -> PyResult<SocketAddr> {
+    address
+        .to_socket_addrs()
+        .map_err(|err| PyValueError::new_err(format!("bad address {address:?}: {err}")))?
+        .next()
+        .ok_or_else(|| PyValueError::new_err(format!("address {address:?} resolves to nothing")))
+}
+
+/// Reads a probe body style: "dubbo-java" or "dubbo-go".
+pub(crate) fn bodies_arg(name: &str) -> PyResult<ProbeBodies> {
+    ProbeBodies::from_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "probe_bodies must be 'dubbo-java' or 'dubbo-go', not {name:?}"
+        ))
+    })
+}
+
+/// Starts the health service for `registry` on `address` ("host:port"; port 0 picks one),
+/// with the HTTP probes and JSON Check on the same port (`probes`), optionally on a port of
+/// their own too (`probe_addr`); `/startup` answers 200 once listening unless `started` is
+/// false (then call `Server.mark_started()`).
 #[pyfunction]
-pub(crate) fn serve(py: Python<'_>, registry: &Registry, address: &str) -> PyResult<Server> {
+#[pyo3(signature = (registry, address, *, probes = true, probe_addr = None, started = true, probe_bodies = "dubbo-java"))]
+pub(crate) fn serve(
+    py: Python<'_>,
+    registry: &Registry,
+    address: &str,
+    probes: bool,
+    probe_addr: Option<&str>,
+    started: bool,
+    probe_bodies: &str,
+) -> PyResult<Server> {
     let registry = Arc::clone(&registry.inner);
     let address = address.to_owned();
+    let probe_addr = probe_addr.map(str::to_owned);
+    let bodies = bodies_arg(probe_bodies)?;
     let standalone = py.detach(move || -> PyResult<Standalone> {
-        let addr = address
-            .to_socket_addrs()
-            .map_err(|err| PyValueError::new_err(format!("bad address {address:?}: {err}")))?
-            .next()
-            .ok_or_else(|| {
-                PyValueError::new_err(format!("address {address:?} resolves to nothing"))
-            })?;
-        Ok(Standalone::start(addr, registry)?)
+        let mut builder = Standalone::builder(registry)
+            .addr(resolve(&address)?)
+            .probes(probes)
+            .started(started)
+            .probe_bodies(bodies);
+        if let Some(probe_addr) = probe_addr {
+            builder = builder.probe_addr(resolve(&probe_addr)?);
+        }
+        Ok(builder.start()?)
     })?;
     Ok(Server {
         address: standalone.local_addr(),
+        probe_address: standalone.probe_addr(),
+        probe_state: standalone.probe_state().clone(),
         running: Mutex::new(Some(standalone)),
     })
 }
@@ -83,6 +123,30 @@ impl Server {
     #[getter]
     fn address(&self) -> String {
         self.address.to_string()
+    }
+
+    /// The probe port, or None without `probe_addr`.
+    #[getter]
+    fn probe_port(&self) -> Option<u16> {
+        self.probe_address.map(|a| a.port())
+    }
+
+    /// The probe address as "host:port", or None without `probe_addr`.
+    #[getter]
+    fn probe_address(&self) -> Option<String> {
+        self.probe_address.map(|a| a.to_string())
+    }
+
+    /// Whether `/startup` answers 200 (the server was started with `started=True`, or
+    /// `mark_started()` was called).
+    #[getter]
+    fn started(&self) -> bool {
+        self.probe_state.is_started()
+    }
+
+    /// `/startup` answers 200 from now on.
+    fn mark_started(&self) {
+        self.probe_state.mark_started();
     }
 
     /// Whether the server is running (not stopped yet).
