@@ -18,10 +18,11 @@
 //! only looks at the status code. `NAME` is percent-decoded, and may contain `/`
 //! (`/ready/grp/org.apache.Foo:1.0.0`).
 //!
-//! The JSON calls follow protobuf's JSON mapping as connect-go and dubbo-go's Triple read
-//! it: enum names as strings, `{}` (or `{"service":null}`) is the empty name, unknown fields
-//! are ignored (connect-go unmarshals with `DiscardUnknown`), an empty body is
-//! `invalid_argument`. `application/proto` bodies (raw protobuf, Connect's other unary
+//! The JSON calls follow protobuf's JSON mapping: enum names as strings, `{}` (or
+//! `{"service":null}`) is the empty name, an empty body is `invalid_argument` (connect-go's
+//! and dubbo-go's "zero-length payload"). Unknown fields are ignored, as connect-go's codec
+//! does (`DiscardUnknown`, so clients on a newer schema still get answers); dubbo-go's Triple
+//! codec refuses them, so a request it takes is always taken here too. `application/proto` bodies (raw protobuf, Connect's other unary
 //! codec) are answered too. Errors are Connect errors: an HTTP status from the code and
 //! `{"code":"not_found","message":"unknown service"}`; `invalid_argument` is `400`,
 //! `not_found` `404`, `resource_exhausted` (`List` over 100 names) `429`, `unimplemented`
