@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -99,9 +100,14 @@ def test_probe_port_started_flag_and_no_probes(registry: Registry) -> None:
 
 
 def test_ready_turns_503_when_the_server_drains(registry: Registry) -> None:
-    """/ready on the probe port says 503 once stop() begins, though the registry says SERVING."""
+    """/ready on the probe port says 503 once stop() begins, though the registry says SERVING,
+    and the probe port answers until the server has stopped."""
+    import socket
+
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
 
     server = dubbo_health.serve(registry, "127.0.0.1:0", probe_addr="127.0.0.1:0")
     probe_port = server.probe_port
@@ -111,18 +117,30 @@ def test_ready_turns_503_when_the_server_drains(registry: Registry) -> None:
         health_pb2.HealthCheckRequest(service=""), timeout=10
     )
     assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-    stopping = threading.Thread(target=server.stop, args=(1.0,))
+    # A Check whose request never ends holds the drain open for its grace period.
+    held = socket.create_connection(("127.0.0.1", server.port))
+    h2 = H2Connection(H2Configuration(client_side=True))
+    h2.initiate_connection()
+    headers = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":authority", "test"),
+        (":path", CHECK),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ]
+    h2.send_headers(1, headers, end_stream=False)
+    held.sendall(h2.data_to_send())
+    time.sleep(0.2)
+    stopping = threading.Thread(target=server.stop, args=(2.0,))
     stopping.start()
     assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
-    # The watch heard NOT_SERVING, so the drain began: /ready already says 503, if the probe
-    # port is still up (it closes once the server has stopped).
-    try:
-        status = request(probe_port, "GET", "/ready")[0]
-    except ConnectionRefusedError:
-        status = None
-    assert status in (503, None)
+    assert request(probe_port, "GET", "/ready")[::2] == (503, b"false")
+    assert request(probe_port, "GET", "/live")[0] == 200
     assert registry.get("") is S.SERVING
+    assert stopping.is_alive(), "the unfinished Check holds the drain open"
     stopping.join(10)
+    held.close()
     channel.close()
     with pytest.raises(ConnectionRefusedError):
         request(probe_port, "GET", "/live")

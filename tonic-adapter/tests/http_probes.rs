@@ -476,8 +476,14 @@ async fn the_probe_port_says_503_during_the_drain() {
     .body(())
     .unwrap();
     let (_pending, _send) = h2.send_request(request, false).unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(server.open_calls(), 2);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while server.open_calls() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Watch and the Check are held"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let stopping = std::thread::spawn(move || server.stop(Duration::from_secs(2)));
     // The Watch hears NOT_SERVING; by then /ready already says 503 on the probe port.
