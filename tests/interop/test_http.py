@@ -16,9 +16,10 @@ import pytest
 from harness import GREETER, HOST_SPECS, SERVICE_KEY, Host, HostManager, go_tool, selected_hosts
 
 # Hosts whose port is the standalone server's (CLI, dh_server_start, dubbo_health.serve): the
-# probes are on there by default. The others mount the health service on a gRPC server of
-# their own, whose HTTP routes are the host's (the tonic crate's ProbeLayer, Probes.answer()).
-PROBED = {"cli", "c", "py-serve"}
+# probes are on there by default; the tonic host puts the tonic crate's ProbeLayer on its own
+# server. The others mount the health service on a gRPC server of their own, whose HTTP
+# routes are the host's (Probes.answer() for Python hosts).
+PROBED = {"cli", "tonic-host", "c", "py-serve"}
 MOUNTED = "the host's own gRPC server: probes are mounted by the host (ProbeLayer, Probes.answer)"
 
 DUBBO_GO_SERVICE = "greet.GreetService"
