@@ -1,6 +1,8 @@
 # dubbo-health: one entry point for building, testing and benchmarking every door.
-#   make demo   build and run `dubbo-health serve` on 127.0.0.1:20000 with a demo registry
-#   make test   everything CI runs: lint, Rust unit/doc/loom/Miri/no_std, C, Python, interop
+#   make demo   build and run `dubbo-health serve` on 127.0.0.1:20000 (needs only Rust)
+#   make test   everything CI runs: lint, Rust unit/doc/loom/Miri/no_std, C, Python, interop;
+#               first installs whatever is missing (make deps: ci/install-*.sh)
+#   make dist   the packages: crates, Python wheel and sdist, C tarballs, in dist/
 #   make bench  side-by-side benchmarks against the stock health services (long)
 
 SHELL := /bin/bash
@@ -14,12 +16,17 @@ TEST_TARGETS :=
 BENCH_TARGETS :=
 LINT_TARGETS :=
 
-.PHONY: all test lint bench demo
+.PHONY: all test test-suites lint bench demo
 all: test
 
 include $(sort $(wildcard mk/*.mk))
 
-test: lint $(TEST_TARGETS)
+# Installing comes first and alone (a sub-make), so no suite starts before its tools exist.
+test:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory test-suites
+
+test-suites: lint $(TEST_TARGETS)
 	@echo "make test: all suites passed"
 
 lint: $(LINT_TARGETS)

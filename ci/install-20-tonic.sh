@@ -4,14 +4,10 @@
 # tests/go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. ci/lib.sh
 PROBE_VERSION=v0.4.61
 GRPCURL_VERSION=v1.9.4
-export PATH="$HOME/go/bin:/usr/local/go/bin:$PATH"
 
-if [ ! -x "$HOME/go/bin/grpc-health-probe" ]; then
-    go install "github.com/grpc-ecosystem/grpc-health-probe@$PROBE_VERSION"
-fi
-if [ ! -x "$HOME/go/bin/grpcurl" ]; then
-    go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
-fi
-(cd tests/go && go mod download)
+need_go_install github.com/grpc-ecosystem/grpc-health-probe "$PROBE_VERSION"
+need_go_install github.com/fullstorydev/grpcurl "$GRPCURL_VERSION" github.com/fullstorydev/grpcurl/cmd/grpcurl
+need_go_mod tests/go

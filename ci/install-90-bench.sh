@@ -3,13 +3,13 @@
 # raw-HTTP/2 cross-check, matplotlib for the plot, and the Go modules of the grpc-go anchor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -qq libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
-    nghttp2-client util-linux >/dev/null
+. ci/lib.sh
+need_apt libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
+    nghttp2-client util-linux
 PY=${PYTHON:-$PWD/.venv/bin/python}
 if [ ! -x "$PY" ]; then
-    python3 -m venv .venv
+    need_venv .venv
     PY=$PWD/.venv/bin/python
 fi
-"$PY" -m pip install -q matplotlib
-(cd tests/bench/grpc-go-anchor && go mod download)
+need_pip "$PY" matplotlib
+need_go_mod tests/bench/grpc-go-anchor

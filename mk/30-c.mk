@@ -2,7 +2,8 @@
 # `make install`, and the grpc++ host example.
 #
 #   make c-header              regenerate c-api/include/dubbo_health.h (cbindgen, pinned)
-#   make install PREFIX=/usr/local   header, libdubbo_health.{so,a}, pkg-config, CMake package
+#   make install PREFIX=/usr/local   header, stripped libdubbo_health.{so,a} (+ lib/.debug),
+#                              pkg-config (dubbo-health, dubbo-health-static), CMake package
 #   make test-c                C tests (ASan + UBSan + LeakSanitizer, static library)
 #   make test-c-tsan           the same under ThreadSanitizer, Rust std included
 
@@ -96,7 +97,7 @@ C_TSAN_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
 C_TSAN_BUILD := $(CARGO_TARGET_DIR)/tsan
 C_TSAN_LIB := $(C_TSAN_BUILD)/$(C_TSAN_TARGET)/debug/libdubbo_health.a
 C_TSAN_RT = $(shell rustc +nightly --print sysroot)/lib/rustlib/$(C_TSAN_TARGET)/lib/librustc-nightly_rt.tsan.a
-C_TSAN_TESTS := $(filter-out test_server,$(C_TESTS))
+C_TSAN_TESTS := $(filter-out test_server%,$(C_TESTS))
 C_TSAN_LINK = -Wl,--whole-archive $(C_TSAN_RT) -Wl,--no-whole-archive $(C_NATIVE_LIBS) -lstdc++
 test-c-tsan:
 	RUSTFLAGS=-Zsanitizer=thread CARGO_TARGET_DIR=$(C_TSAN_BUILD) $(CARGO) +nightly build -Zbuild-std \
@@ -114,20 +115,47 @@ test-c-tsan:
 	set -e; passed=0; for t in $(C_TSAN_TESTS); do \
 		echo "::: $$t (ThreadSanitizer)"; \
 		DH_TEST_SLOW=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 timeout 300 $(C_OUT)/tsan/$$t; passed=$$((passed+1)); \
-	done; echo "test-c-tsan: $$passed passed, 0 failed (test_server needs the server feature: not built here)"
+	done; echo "test-c-tsan: $$passed passed, 0 failed (test_server* need the server feature: not built here)"
 
+# The libraries go in stripped: the shared library's debug info moves to
+# lib/.debug/libdubbo_health.so.VERSION.debug (gdb finds it through the library's
+# .gnu_debuglink), the static library loses its debug info. C_STRIP=0 installs them as built.
+# dubbo-health.pc links the shared library (with an rpath to a prefix the loader does not
+# search), dubbo-health-static.pc the static one. C_PC_RELOCATABLE=1 (the tarball of make dist)
+# has the .pc files find the prefix from their own place and always set the rpath.
+C_STRIP ?= 1
+C_PC_RELOCATABLE ?= 0
+C_SYSTEM_PREFIXES := /usr /usr/local
+OBJCOPY ?= objcopy
+STRIP ?= strip
+comma := ,
+C_PC_PREFIX = $(if $(filter 1,$(C_PC_RELOCATABLE)),$${pcfiledir}/../..,$(PREFIX))
+C_PC_RPATH = $(if $(filter 1,$(C_PC_RELOCATABLE))$(filter-out $(C_SYSTEM_PREFIXES),$(PREFIX)),-Wl$(comma)-rpath$(comma)$${libdir})
+C_SO := libdubbo_health.so.$(C_VERSION)
+C_LIBDIR = $(DESTDIR)$(PREFIX)/lib
 install-c: c-lib-release
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/DubboHealth
+	install -d $(DESTDIR)$(PREFIX)/include $(C_LIBDIR)/pkgconfig $(C_LIBDIR)/cmake/DubboHealth \
+		$(DESTDIR)$(PREFIX)/share/doc/dubbo-health
 	install -m 644 $(C_HEADER) $(DESTDIR)$(PREFIX)/include/dubbo_health.h
-	install -m 644 $(C_RELEASE_DIR)/libdubbo_health.a $(DESTDIR)$(PREFIX)/lib/libdubbo_health.a
-	install -m 755 $(C_RELEASE_DIR)/libdubbo_health.so $(DESTDIR)$(PREFIX)/lib/libdubbo_health.so.$(C_VERSION)
-	ln -sf libdubbo_health.so.$(C_VERSION) $(DESTDIR)$(PREFIX)/lib/libdubbo_health.so.$(word 1,$(subst ., ,$(C_VERSION)))
-	ln -sf libdubbo_health.so.$(C_VERSION) $(DESTDIR)$(PREFIX)/lib/libdubbo_health.so
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(C_VERSION)|g' -e 's|@LIBS_PRIVATE@|$(C_NATIVE_LIBS)|g' \
-		$(C_DIR)/dist/dubbo-health.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dubbo-health.pc
+	install -m 644 $(C_RELEASE_DIR)/libdubbo_health.a $(C_LIBDIR)/libdubbo_health.a
+	install -m 755 $(C_RELEASE_DIR)/libdubbo_health.so $(C_LIBDIR)/$(C_SO)
+ifeq ($(C_STRIP),1)
+	install -d $(C_LIBDIR)/.debug
+	$(OBJCOPY) --only-keep-debug --compress-debug-sections=zlib $(C_LIBDIR)/$(C_SO) $(C_LIBDIR)/.debug/$(C_SO).debug
+	chmod 644 $(C_LIBDIR)/.debug/$(C_SO).debug
+	cd $(C_LIBDIR) && $(OBJCOPY) --strip-unneeded --add-gnu-debuglink=.debug/$(C_SO).debug $(C_SO)
+	$(STRIP) --strip-debug $(C_LIBDIR)/libdubbo_health.a
+endif
+	ln -sf $(C_SO) $(C_LIBDIR)/libdubbo_health.so.$(word 1,$(subst ., ,$(C_VERSION)))
+	ln -sf $(C_SO) $(C_LIBDIR)/libdubbo_health.so
+	set -e; for pc in dubbo-health dubbo-health-static; do \
+		sed -e 's|@PREFIX@|$(C_PC_PREFIX)|g' -e 's|@VERSION@|$(C_VERSION)|g' -e 's|@LIBS_PRIVATE@|$(C_NATIVE_LIBS)|g' \
+			-e 's|@RPATH@|$(C_PC_RPATH)|g' $(C_DIR)/dist/$$pc.pc.in > $(C_LIBDIR)/pkgconfig/$$pc.pc; \
+	done
 	sed -e 's|@VERSION@|$(C_VERSION)|g' $(C_DIR)/dist/DubboHealthConfigVersion.cmake.in \
-		> $(DESTDIR)$(PREFIX)/lib/cmake/DubboHealth/DubboHealthConfigVersion.cmake
-	install -m 644 $(C_DIR)/dist/DubboHealthConfig.cmake $(DESTDIR)$(PREFIX)/lib/cmake/DubboHealth/DubboHealthConfig.cmake
+		> $(C_LIBDIR)/cmake/DubboHealth/DubboHealthConfigVersion.cmake
+	install -m 644 $(C_DIR)/dist/DubboHealthConfig.cmake $(C_LIBDIR)/cmake/DubboHealth/DubboHealthConfig.cmake
+	install -m 644 LICENSE $(C_DIR)/README.md $(DESTDIR)$(PREFIX)/share/doc/dubbo-health/
 	@echo "installed dubbo-health $(C_VERSION) C library into $(DESTDIR)$(PREFIX)"
 
 # The grpc++ example host, built with CMake against `make install` output, probed by
@@ -143,10 +171,13 @@ test-c-grpcpp:
 	test "$$(wc -l < $(C_OUT)/so-symbols.txt)" -ge 30
 	@# pkg-config: a C program built from the .pc flags alone, against the shared and the static library
 	printf '#include <dubbo_health.h>\n#include <string.h>\nint main(void) { dh_registry *r; if (dh_registry_new(&r)) return 1; dh_registry_free(r); return strcmp(dh_version(), DH_VERSION) != 0; }\n' > $(C_OUT)/pc_smoke.c
+	@# (the prefix is not a system one: the .pc gives the binary its rpath, nothing else is needed)
 	cc $(C_WARN) $(C_OUT)/pc_smoke.c $$(PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig pkg-config --cflags --libs dubbo-health) \
-		-Wl,-rpath,$(C_TEST_PREFIX)/lib -o $(C_OUT)/pc_smoke_shared && $(C_OUT)/pc_smoke_shared
-	cc $(C_WARN) $(C_OUT)/pc_smoke.c $$(PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig pkg-config --static --cflags --libs dubbo-health | \
-		sed 's/-ldubbo_health/-l:libdubbo_health.a/') -o $(C_OUT)/pc_smoke_static && $(C_OUT)/pc_smoke_static
+		-o $(C_OUT)/pc_smoke_shared && $(C_OUT)/pc_smoke_shared
+	readelf -d $(C_OUT)/pc_smoke_shared | grep -q 'NEEDED.*libdubbo_health\.so\.0'
+	cc $(C_WARN) $(C_OUT)/pc_smoke.c $$(PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig pkg-config --static --cflags --libs dubbo-health-static) \
+		-o $(C_OUT)/pc_smoke_static && $(C_OUT)/pc_smoke_static
+	! readelf -d $(C_OUT)/pc_smoke_static | grep -q 'NEEDED.*libdubbo_health'
 	@# A build dir configured from another checkout cannot be reused.
 	grep -qx 'CMAKE_HOME_DIRECTORY:INTERNAL=$(CURDIR)/$(C_DIR)/examples/grpcpp-host' $(C_HOST_BUILD)/CMakeCache.txt 2>/dev/null || \
 		rm -rf $(C_HOST_BUILD)

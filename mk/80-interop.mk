@@ -16,7 +16,7 @@ C_NATIVE_LIBS ?= -lgcc_s -lutil -lrt -lpthread -lm -ldl
 # Hosts: the CLI, a tonic host mounting HealthService beside its own service, a C program on
 # dh_server_start, the grpc++ example host, and the Python package (serve, grpcio sync and aio).
 interop-hosts: python-install
-	$(CARGO) build -p dubbo-health-tonic --locked --bins --examples
+	$(CARGO) build -p dubbo-health-cli --locked --bins --examples
 	$(CARGO) build -p dubbo-health-c --locked
 	@mkdir -p $(INTEROP_BIN)
 	cc -std=c99 -Wall -Wextra -Wpedantic -Werror -O1 -Ic-api/include $(INTEROP)/hosts/chost.c \

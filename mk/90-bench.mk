@@ -24,7 +24,7 @@ lint-bench:
 	$(PYTHON) -m ruff format --check tests/bench
 
 bench-build:
-	$(CARGO) build --release --locked -p dubbo-health-loadgen -p dubbo-health-tonic
+	$(CARGO) build --release --locked -p dubbo-health-loadgen -p dubbo-health-cli
 	mkdir -p $(BENCH_DIR)
 	cd tests/bench/grpc-go-anchor && go build -o $(BENCH_DIR)/grpc-go-anchor .
 	cmake -S tests/bench/grpcpp-anchor -B $(BENCH_DIR)/grpcpp -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -41,5 +41,5 @@ bench-quick: bench-build
 
 # A few seconds: the load generator drives our server (Check, List, a small Watch fan-out).
 test-loadgen-smoke:
-	$(CARGO) build --locked -p dubbo-health-loadgen -p dubbo-health-tonic
+	$(CARGO) build --locked -p dubbo-health-loadgen -p dubbo-health-cli
 	ulimit -n $$(ulimit -Hn); bash tests/bench/smoke.sh $(CARGO_TARGET_DIR)/debug/dh-loadgen $(CARGO_TARGET_DIR)/debug/dubbo-health

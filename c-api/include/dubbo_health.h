@@ -4,6 +4,7 @@
 #ifndef DUBBO_HEALTH_H
 #define DUBBO_HEALTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #define DH_VERSION_MAJOR 0
@@ -47,6 +48,15 @@ typedef struct dh_registry dh_registry;
 // Opaque; made by `dh_server_start`, freed with `dh_server_free`. Functions on it are
 // thread-safe.
 typedef struct dh_server dh_server;
+
+// Options for `dh_server_start_with`: made by `dh_server_options_new` (every option at its
+// default), changed by the `dh_server_options_set_*` functions, freed with
+// `dh_server_options_free`.
+//
+// Opaque. A server copies what it needs when it starts, so one options object may start
+// several servers, and may be changed or freed while they run. Not thread-safe: change an
+// options object from one thread at a time, and not while `dh_server_start_with` reads it.
+typedef struct dh_server_options dh_server_options;
 
 // A watch on one name: the current status first, then one status per change (never two
 // equal in a row; under bursts the latest wins), until it ends.
@@ -310,6 +320,36 @@ dh_result dh_watch_from_request(const dh_registry *reg, const uint8_t *req, size
 // Thread-safe.
 dh_result dh_watch_next_encoded(const dh_watch *w, int32_t timeout_ms, uint8_t *out, size_t out_cap, size_t *out_len);
 
+// Makes an options object with every option at its default: reflection on, plaintext.
+//
+// On success the caller owns `*opts_out`; free it with `dh_server_options_free`.
+//
+// # Errors
+// `DH_NULL_PARAMETER` if `opts_out` is NULL.
+//
+// # Safety
+// `opts_out` is valid for a write.
+//
+// Thread-safe.
+dh_result dh_server_options_new(dh_server_options **opts_out);
+
+// Frees an options object. Servers started with it are not affected. NULL is a no-op.
+//
+// # Safety
+// `opts` is NULL or a live handle that no other thread is using; do not call this twice
+// on the same handle.
+void dh_server_options_free(dh_server_options *opts);
+
+// Whether the server answers gRPC server reflection (`grpc.reflection.v1` and
+// `v1alpha`, so `grpcurl list` and `grpcurl describe` work). On by default.
+//
+// # Errors
+// `DH_NULL_PARAMETER` if `opts` is NULL.
+//
+// # Safety
+// `opts` is a live handle not used by another thread during the call.
+dh_result dh_server_options_set_reflection(dh_server_options *opts, bool on);
+
 // Creates a registry holding only the empty name `""` (the whole server) as
 // `DH_STATUS_SERVING`, with room for `DH_DEFAULT_CAPACITY` names (`""` included). Use
 // `dh_registry_new_with_capacity` for another capacity.
@@ -503,11 +543,15 @@ dh_result dh_len(const dh_registry *reg, size_t *len_out);
 // Thread-safe; the callback runs on the calling thread.
 dh_result dh_list(const dh_registry *reg, dh_list_callback callback, void *userdata);
 
-// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread.
+// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread,
+// with the default options (as `dh_server_start_with(reg, addr, NULL, srv_out)`).
 //
-// `addr` is a NUL-terminated `"IP:PORT"` string, e.g. `"127.0.0.1:50051"` or
-// `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
-// `DH_OK` the port is bound and accepting. The server keeps the registry alive.
+// `addr` is a NUL-terminated string: `"HOST:PORT"` (`"127.0.0.1:50051"`, `"[::1]:0"`,
+// `"localhost:50051"`; a host name is resolved and the first address that binds is used;
+// port 0 picks a free port, see `dh_server_local_port`), or `"unix:PATH"` /
+// `"unix:///PATH"` for a Unix domain socket (a stale socket file is replaced; the file is
+// removed when the server stops or is freed). When this returns `DH_OK` the address is
+// bound and accepting. The server keeps the registry alive.
 //
 // If SIGPIPE is at its default disposition (terminate the process), this sets it to
 // ignored, as Rust programs do: otherwise a client hanging up could kill the host. A
@@ -517,7 +561,8 @@ dh_result dh_list(const dh_registry *reg, dh_list_callback callback, void *userd
 // `dh_server_free`.
 //
 // # Errors
-// * `DH_INVALID_ADDRESS`: `addr` is not an `IP:PORT` string.
+// * `DH_INVALID_ADDRESS`: `addr` is neither `HOST:PORT` nor `unix:PATH`, or its host name
+//   does not resolve (see `dh_last_error_message`).
 // * `DH_IO`: the address cannot be bound (in use, no permission); see
 //   `dh_last_error_message`.
 // * `DH_UNSUPPORTED`: the library was built without its server.
@@ -530,8 +575,24 @@ dh_result dh_list(const dh_registry *reg, dh_list_callback callback, void *userd
 // Thread-safe.
 dh_result dh_server_start(const dh_registry *reg, const char *addr, dh_server **srv_out);
 
-// Writes the port the server listens on to `*port_out` (useful after binding port 0).
-// Still answers after `dh_server_stop`.
+// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread,
+// with the given options (`NULL` for the defaults; see `dh_server_options`).
+//
+// `addr`, SIGPIPE and ownership of `*srv_out` are as for `dh_server_start`. The server
+// copies what it needs from `opts`: the options may be changed or freed once this returns.
+//
+// # Errors
+// As for `dh_server_start`.
+//
+// # Safety
+// `reg` is a live handle; `addr` is a NUL-terminated string; `opts` is NULL or a live
+// options handle not being changed by another thread; `srv_out` is valid for a write.
+//
+// Thread-safe.
+dh_result dh_server_start_with(const dh_registry *reg, const char *addr, const dh_server_options *opts, dh_server **srv_out);
+
+// Writes the port the server listens on to `*port_out` (useful after binding port 0);
+// 0 for a server on a Unix domain socket. Still answers after `dh_server_stop`.
 //
 // # Errors
 // `DH_NULL_PARAMETER` if an argument is NULL.

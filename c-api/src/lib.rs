@@ -13,7 +13,8 @@
 //! * bytes-level gRPC handlers (`dh_handle_check`, `dh_handle_list`,
 //!   `dh_watch_from_request`, `dh_watch_next_encoded`) so any C/C++ gRPC server can serve
 //!   `grpc.health.v1.Health` itself;
-//! * the standalone tonic server ([`dh_server`]) for hosts without a gRPC server.
+//! * the standalone tonic server ([`dh_server`], options in [`dh_server_options`]) for hosts
+//!   without a gRPC server.
 //!
 //! # Conventions
 //!
@@ -69,6 +70,7 @@ mod dispatch;
 // In this order in the header.
 pub mod error;
 pub mod handlers;
+pub mod options;
 pub mod registry;
 pub mod server;
 pub mod status;
@@ -76,6 +78,7 @@ pub mod watch;
 
 pub use error::*;
 pub use handlers::*;
+pub use options::*;
 pub use registry::*;
 pub use server::*;
 pub use status::*;

@@ -1,5 +1,5 @@
-//! The standalone gRPC health server: `dh_server_start`, `dh_server_local_port`,
-//! `dh_server_stop`, `dh_server_free`.
+//! The standalone gRPC health server: `dh_server_start`, `dh_server_start_with` (see
+//! `dh_server_options`), `dh_server_local_port`, `dh_server_stop`, `dh_server_free`.
 //!
 //! For hosts that have no gRPC server of their own: it serves `grpc.health.v1.Health`
 //! (Check, Watch, List) over the registry on its own thread with its own runtime.
@@ -29,7 +29,12 @@ use dubbo_health_core::HeapRegistry;
 
 use crate::error::{dh_result, Failure, DH_INVALID_ADDRESS, DH_INVALID_STATE};
 use crate::ffi::{check_out, write_out, ArcCastable, BoxCastable, Castable};
+use crate::options::{dh_server_options, ServerOptions};
 use crate::registry::dh_registry;
+
+/// The builder the C server options are applied to.
+#[cfg(feature = "server")]
+pub(crate) type Builder = dubbo_health_tonic::StandaloneBuilder<Arc<HeapRegistry>>;
 
 /// A running (or stopped) standalone health server.
 ///
@@ -60,11 +65,20 @@ mod backend {
     pub(super) type Running = dubbo_health_tonic::Standalone;
 
     pub(super) fn start(
-        addr: SocketAddr,
+        addr: &str,
         registry: Arc<HeapRegistry>,
+        options: &ServerOptions,
     ) -> Result<(Running, SocketAddr), Failure> {
+        use dubbo_health_tonic::server::ListenAddress;
+        let address = ListenAddress::parse(addr)
+            .map_err(|e| Failure::new(DH_INVALID_ADDRESS, e.to_string()))?;
         super::ignore_sigpipe();
-        let server = dubbo_health_tonic::Standalone::start(addr, registry).map_err(|e| {
+        let builder = dubbo_health_tonic::Standalone::builder(registry);
+        let builder = match address {
+            ListenAddress::Tcp(addrs) => builder.addr(&addrs[..]),
+            ListenAddress::Unix(path) => builder.unix(path),
+        };
+        let server = options.apply(builder)?.start().map_err(|e| {
             Failure::new(crate::error::DH_IO, format!("cannot serve on {addr}: {e}"))
         })?;
         let local = server.local_addr();
@@ -111,8 +125,9 @@ mod backend {
     pub(super) enum Running {}
 
     pub(super) fn start(
-        _: SocketAddr,
+        _: &str,
         _: Arc<HeapRegistry>,
+        _: &ServerOptions,
     ) -> Result<(Running, SocketAddr), Failure> {
         Err(Failure::new(
             crate::error::DH_UNSUPPORTED,
@@ -129,11 +144,15 @@ mod backend {
     }
 }
 
-/// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread.
+/// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread,
+/// with the default options (as `dh_server_start_with(reg, addr, NULL, srv_out)`).
 ///
-/// `addr` is a NUL-terminated `"IP:PORT"` string, e.g. `"127.0.0.1:50051"` or
-/// `"[::1]:0"`; port 0 picks a free port (see `dh_server_local_port`). When this returns
-/// `DH_OK` the port is bound and accepting. The server keeps the registry alive.
+/// `addr` is a NUL-terminated string: `"HOST:PORT"` (`"127.0.0.1:50051"`, `"[::1]:0"`,
+/// `"localhost:50051"`; a host name is resolved and the first address that binds is used;
+/// port 0 picks a free port, see `dh_server_local_port`), or `"unix:PATH"` /
+/// `"unix:///PATH"` for a Unix domain socket (a stale socket file is replaced; the file is
+/// removed when the server stops or is freed). When this returns `DH_OK` the address is
+/// bound and accepting. The server keeps the registry alive.
 ///
 /// If SIGPIPE is at its default disposition (terminate the process), this sets it to
 /// ignored, as Rust programs do: otherwise a client hanging up could kill the host. A
@@ -143,7 +162,8 @@ mod backend {
 /// `dh_server_free`.
 ///
 /// # Errors
-/// * `DH_INVALID_ADDRESS`: `addr` is not an `IP:PORT` string.
+/// * `DH_INVALID_ADDRESS`: `addr` is neither `HOST:PORT` nor `unix:PATH`, or its host name
+///   does not resolve (see `dh_last_error_message`).
 /// * `DH_IO`: the address cannot be bound (in use, no permission); see
 ///   `dh_last_error_message`.
 /// * `DH_UNSUPPORTED`: the library was built without its server.
@@ -160,6 +180,31 @@ pub unsafe extern "C" fn dh_server_start(
     addr: *const c_char,
     srv_out: *mut *mut dh_server,
 ) -> dh_result {
+    // Safety: forwarded from the caller; NULL options are the defaults.
+    unsafe { dh_server_start_with(reg, addr, std::ptr::null(), srv_out) }
+}
+
+/// Starts a gRPC server for `grpc.health.v1.Health` over the registry, on its own thread,
+/// with the given options (`NULL` for the defaults; see `dh_server_options`).
+///
+/// `addr`, SIGPIPE and ownership of `*srv_out` are as for `dh_server_start`. The server
+/// copies what it needs from `opts`: the options may be changed or freed once this returns.
+///
+/// # Errors
+/// As for `dh_server_start`.
+///
+/// # Safety
+/// `reg` is a live handle; `addr` is a NUL-terminated string; `opts` is NULL or a live
+/// options handle not being changed by another thread; `srv_out` is valid for a write.
+///
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_start_with(
+    reg: *const dh_registry,
+    addr: *const c_char,
+    opts: *const dh_server_options,
+    srv_out: *mut *mut dh_server,
+) -> dh_result {
     ffi_fn! {
         check_out(srv_out, "srv_out")?;
         // Safety: forwarded from the caller.
@@ -167,22 +212,29 @@ pub unsafe extern "C" fn dh_server_start(
         if addr.is_null() {
             return Err(crate::ffi::null("addr"));
         }
+        // Safety: forwarded from the caller (NULL is allowed: the defaults).
+        let defaults;
+        let options = match unsafe { dh_server_options::try_ref(opts, "opts") } {
+            Ok(options) => options,
+            Err(_) => {
+                defaults = ServerOptions::default();
+                &defaults
+            }
+        };
         // Safety: non-NULL, and the caller promises a NUL-terminated string.
         let text = unsafe { CStr::from_ptr(addr) };
-        let parsed: SocketAddr = text
+        let text = text
             .to_str()
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Failure::new(DH_INVALID_ADDRESS, format!("{text:?} is not an IP:PORT address")))?;
-        let (running, local) = backend::start(parsed, Arc::clone(&host.registry))?;
+            .map_err(|_| Failure::new(DH_INVALID_ADDRESS, format!("{text:?} is not UTF-8")))?;
+        let (running, local) = backend::start(text, Arc::clone(&host.registry), options)?;
         let handle = ServerHandle { addr: local, running: Mutex::new(Some(running)) };
         // Safety: checked non-NULL; valid for writes by the caller's promise.
         unsafe { write_out(srv_out, "srv_out", dh_server::into_handle(handle)) }
     }
 }
 
-/// Writes the port the server listens on to `*port_out` (useful after binding port 0).
-/// Still answers after `dh_server_stop`.
+/// Writes the port the server listens on to `*port_out` (useful after binding port 0);
+/// 0 for a server on a Unix domain socket. Still answers after `dh_server_stop`.
 ///
 /// # Errors
 /// `DH_NULL_PARAMETER` if an argument is NULL.

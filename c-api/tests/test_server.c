@@ -1,7 +1,10 @@
 /* The standalone server, answered by grpc-health-probe (found on PATH, or $DH_PROBE). */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -10,22 +13,30 @@ static const char *probe_path(void) {
     return p ? p : "grpc-health-probe";
 }
 
-/* Runs grpc-health-probe against 127.0.0.1:port and returns its exit code. */
-static int probe(uint16_t port, const char *service) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s -addr 127.0.0.1:%u -connect-timeout 5s -rpc-timeout 5s -service '%s' >/dev/null 2>&1",
-             probe_path(), (unsigned)port, service);
+/* Runs grpc-health-probe against a target (127.0.0.1:PORT, unix:///PATH) and returns its
+   exit code. */
+static int probe_target(const char *target, const char *timeout, const char *service) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s -addr '%s' -connect-timeout %s -rpc-timeout 5s -service '%s' >/dev/null 2>&1",
+             probe_path(), target, timeout, service);
     int rc = system(cmd);
     CHECK(rc != -1 && WIFEXITED(rc));
-    printf("grpc-health-probe -service '%s' -> %d\n", service, WEXITSTATUS(rc));
+    printf("grpc-health-probe -addr '%s' -service '%s' -> %d\n", target, service, WEXITSTATUS(rc));
     return WEXITSTATUS(rc);
+}
+
+/* Runs grpc-health-probe against 127.0.0.1:port and returns its exit code. */
+static int probe(uint16_t port, const char *service) {
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%u", (unsigned)port);
+    return probe_target(target, "5s", service);
 }
 
 int main(void) {
     dh_registry *reg = NULL;
     dh_server *srv = NULL, *other = NULL;
     uint16_t port = 0, port2 = 0;
-    char addr[64];
+    char addr[192];
 
     {
         char cmd[512];
@@ -118,6 +129,47 @@ int main(void) {
     CHECK(probe(port2, "") == 0);
     dh_server_free(other);
     CHECK(probe(port2, "") == 2); /* closed at once */
+
+    /* a host name, as the CLI and Python take it */
+    CHECK_OK(dh_server_start(reg, "localhost:0", &other));
+    CHECK_OK(dh_server_local_port(other, &port2));
+    CHECK(port2 != 0);
+    CHECK(probe(port2, "") == 0);
+    CHECK_OK(dh_server_stop(other, 1000));
+    dh_server_free(other);
+    CHECK_RC(dh_server_start(reg, "no-such-host.invalid:0", &other), DH_INVALID_ADDRESS);
+    CHECK(strstr(last_error(), "no-such-host.invalid") != NULL);
+    CHECK_RC(dh_server_start(reg, "unix:", &other), DH_INVALID_ADDRESS);
+
+    /* a Unix domain socket: the probe reaches it, port 0, the file goes with the server */
+    {
+        char path[128], target[160];
+        struct stat st_buf;
+        snprintf(path, sizeof path, "/tmp/dh-test-server-%ld.sock", (long)getpid());
+        unlink(path);
+        snprintf(addr, sizeof addr, "unix:%s", path);
+        CHECK_OK(dh_server_start(reg, addr, &other));
+        CHECK(stat(path, &st_buf) == 0 && S_ISSOCK(st_buf.st_mode));
+        CHECK_OK(dh_server_local_port(other, &port2));
+        CHECK(port2 == 0);
+        snprintf(target, sizeof target, "unix://%s", path);
+        CHECK(probe_target(target, "5s", "org.apache.dubbogo.samples.api.Greeter") == 0);
+        CHECK(probe_target(target, "5s", "no.such.Service") == 3);
+        /* a second server on a live socket is refused, and leaves it alone */
+        CHECK_RC(dh_server_start(reg, addr, &srv), DH_IO);
+        CHECK(probe_target(target, "5s", "") == 0);
+        CHECK_OK(dh_server_stop(other, 1000));
+        CHECK(stat(path, &st_buf) != 0); /* removed on stop */
+        CHECK(probe_target(target, "300ms", "") == 2);
+        dh_server_free(other);
+
+        /* unix:///PATH too; freeing without a stop removes the file as well */
+        snprintf(addr, sizeof addr, "unix://%s", path);
+        CHECK_OK(dh_server_start(reg, addr, &other));
+        CHECK(probe_target(target, "5s", "") == 0);
+        dh_server_free(other);
+        CHECK(stat(path, &st_buf) != 0);
+    }
 
     dh_registry_free(reg);
     TEST_PASSED("test_server");

@@ -96,7 +96,7 @@ class App:
             },
         )
         self.server.add_generic_rpc_handlers((greeter,))
-        add_to_server(self.registry, self.server)
+        self.health = add_to_server(self.registry, self.server)
         self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
         self._stopping = threading.Event()
         self._interval = check_interval
@@ -124,9 +124,8 @@ class App:
     def stop(self, grace: float = 5.0) -> None:
         """Graceful drain: NOT_SERVING everywhere, Watch streams end, then the server stops."""
         self._stopping.set()
-        self.registry.shutdown()
-        self.registry.end_watches()
-        self.server.stop(grace).wait(grace + 1)
+        self.registry.shutdown()  # every door, Check included, says NOT_SERVING
+        self.health.stop(grace).wait(grace + 1)  # Watch streams end, then the server stops
 
 
 def main(argv: Optional[list[str]] = None) -> int:

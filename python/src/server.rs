@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dubbo_health_tonic::{
     probe::{ProbeBodies, ProbeState},
+    server::ListenAddress,
     Standalone,
 };
 use pyo3::exceptions::PyValueError;
@@ -22,7 +23,10 @@ const DEFAULT_GRACE: f64 = 5.0;
 #[pyclass(module = "dubbo_health._native", frozen, weakref)]
 #[derive(Debug)]
 pub(crate) struct Server {
-    address: SocketAddr,
+    /// "host:port", or "unix:PATH".
+    address: String,
+    /// 0 on a Unix domain socket.
+    port: u16,
     probe_address: Option<SocketAddr>,
     probe_state: ProbeState,
     running: Mutex<Option<Standalone>>,
@@ -46,10 +50,11 @@ pub(crate) fn bodies_arg(name: &str) -> PyResult<ProbeBodies> {
     })
 }
 
-/// Starts the health service for `registry` on `address` ("host:port"; port 0 picks one),
-/// with the HTTP probes and JSON Check on the same port (`probes`), optionally on a port of
-/// their own too (`probe_addr`); `/startup` answers 200 once listening unless `started` is
-/// false (then call `Server.mark_started()`).
+/// Starts the health service for `registry` on `address`: "host:port" (port 0 picks one;
+/// host names resolve) or "unix:PATH" / "unix:///PATH" (a Unix domain socket, removed on
+/// stop), with the HTTP probes and JSON Check on the same socket (`probes`), optionally on a
+/// TCP port of their own too (`probe_addr`); `/startup` answers 200 once listening unless
+/// `started` is false (then call `Server.mark_started()`).
 #[pyfunction]
 #[pyo3(signature = (registry, address, *, probes = true, probe_addr = None, started = true, probe_bodies = "dubbo-java"))]
 pub(crate) fn serve(
@@ -66,18 +71,31 @@ pub(crate) fn serve(
     let probe_addr = probe_addr.map(str::to_owned);
     let bodies = bodies_arg(probe_bodies)?;
     let standalone = py.detach(move || -> PyResult<Standalone> {
-        let mut builder = Standalone::builder(registry)
-            .addr(resolve(&address)?)
+        let parsed = ListenAddress::parse(&address)
+            .map_err(|err| PyValueError::new_err(format!("bad address {address:?}: {err}")))?;
+        let builder = Standalone::builder(registry)
             .probes(probes)
             .started(started)
             .probe_bodies(bodies);
+        let mut builder = match parsed {
+            ListenAddress::Tcp(addrs) => builder.addr(&addrs[..]),
+            ListenAddress::Unix(path) => builder.unix(path),
+        };
         if let Some(probe_addr) = probe_addr {
             builder = builder.probe_addr(resolve(&probe_addr)?);
         }
         Ok(builder.start()?)
     })?;
+    let (address, port) = match standalone.unix_path() {
+        Some(path) => (format!("unix:{}", path.display()), 0),
+        None => (
+            standalone.local_addr().to_string(),
+            standalone.local_addr().port(),
+        ),
+    };
     Ok(Server {
-        address: standalone.local_addr(),
+        address,
+        port,
         probe_address: standalone.probe_addr(),
         probe_state: standalone.probe_state().clone(),
         running: Mutex::new(Some(standalone)),
@@ -113,16 +131,16 @@ impl Drop for Server {
 
 #[pymethods]
 impl Server {
-    /// The port the server listens on.
+    /// The port the server listens on; 0 on a Unix domain socket.
     #[getter]
     fn port(&self) -> u16 {
-        self.address.port()
+        self.port
     }
 
-    /// The address the server listens on, as "host:port".
+    /// The address the server listens on: "host:port", or "unix:PATH".
     #[getter]
     fn address(&self) -> String {
-        self.address.to_string()
+        self.address.clone()
     }
 
     /// The probe port, or None without `probe_addr`.

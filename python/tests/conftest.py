@@ -68,7 +68,7 @@ class SyncServer:
 
     def __init__(self, registry: dubbo_health.Registry, workers: int = 8) -> None:
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
-        add_to_server(registry, self.server)
+        self.health = add_to_server(registry, self.server)
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         assert self.port > 0
         self.server.start()
@@ -88,7 +88,7 @@ class AioServer:
 
     async def _start(self, registry: dubbo_health.Registry) -> int:
         self.server = grpc.aio.server()
-        add_to_server(registry, self.server)
+        self.health = add_to_server(registry, self.server)
         port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
         return port

@@ -337,7 +337,7 @@ func TestProbeExitCodes(t *testing.T) {
 	}
 }
 
-// TestGreeterHostExample runs tonic-adapter/examples/greeter_host (GREETER_HOST_BIN) and
+// TestGreeterHostExample runs tonic-adapter/cli/examples/greeter_host (GREETER_HOST_BIN) and
 // follows the Greeter's flips with a grpc-go Watch, then probes it.
 func TestGreeterHostExample(t *testing.T) {
 	bin := os.Getenv("GREETER_HOST_BIN")

@@ -354,11 +354,11 @@ HOST_SPECS: dict[str, HostSpec] = {
             "cli",
             "`dubbo-health serve --control-stdin`",
             lambda: [cargo_bin("dubbo-health"), "serve", "--addr", "127.0.0.1:0", "--control-stdin"],
-            "cargo build -p dubbo-health-tonic --bins",
+            "cargo build -p dubbo-health-cli --bins",
         ),
         HostSpec(
             "tonic-host",
-            "tonic server with its own Greeter plus `HealthService` (tonic-adapter/examples/greeter_host)",
+            "tonic server with its own Greeter plus `HealthService` (tonic-adapter/cli/examples/greeter_host)",
             lambda: [cargo_example("greeter_host"), "--addr", "127.0.0.1:0", "--control-stdin"],
             "make interop-hosts",
         ),

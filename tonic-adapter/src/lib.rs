@@ -38,7 +38,6 @@
 //! server.stop(Duration::from_secs(1)).unwrap();
 //! ```
 
-pub mod control;
 mod drain;
 mod grpc;
 pub mod probe;

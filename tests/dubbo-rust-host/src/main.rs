@@ -9,7 +9,7 @@
 //!
 //! Prints `listening ADDR` on stderr once the server accepts connections. With
 //! `--control-stdin` it takes `set NAME STATUS`, `clear NAME`, `toggle NAME`, `shutdown`,
-//! `resume` lines on stdin (see `dubbo_health_tonic::control`); end of stdin, or Ctrl-C
+//! `resume` lines on stdin (see `dubbo_health_cli::control`); end of stdin, or Ctrl-C
 //! without it, drains (every service NOT_SERVING, Watch streams end) and stops. While the
 //! Greeter is not SERVING its `SayHello` answers UNAVAILABLE.
 
@@ -178,7 +178,7 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     eprintln!("listening {addr}");
 
     if args.control_stdin {
-        dubbo_health_tonic::control::run_stdin(&HEALTH).await;
+        dubbo_health_cli::control::run_stdin(&HEALTH).await;
     } else {
         tokio::signal::ctrl_c().await?;
     }

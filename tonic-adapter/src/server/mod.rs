@@ -4,7 +4,7 @@
 //! # How it works
 //!
 //! - An accept loop hands each connection to [`Engine::serve_connection`], which takes any
-//!   `AsyncRead + AsyncWrite` I/O (TCP today; TLS or a Unix socket slot in the same way).
+//!   `AsyncRead + AsyncWrite` I/O: TCP or a Unix domain socket ([`Listener`]).
 //! - The first bytes are sniffed: the HTTP/2 preface goes to the HTTP/2 engine, anything
 //!   else to HTTP/1.1 (hyper), whose requests go to the [`HttpHandler`] (404 without one).
 //! - An HTTP/2 connection is one task. Its streams live inside it: each stream has a waker
@@ -25,6 +25,7 @@ mod answer;
 mod conn;
 mod fallback;
 mod http1;
+mod listen;
 mod ready;
 
 use std::{
@@ -51,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 use crate::probe::{ProbeBodies, ProbeHandler, ProbeState, Probes};
 
 pub use fallback::{BoxError, RequestBody};
+pub use listen::{ListenAddress, Listener};
 
 /// HTTP/2 streams one connection may have open at once: 100,000.
 ///
@@ -346,7 +348,8 @@ where
         }
     }
 
-    /// Accepts connections on `listener` until `signal` completes or [`drain`](Self::drain)
+    /// Accepts connections on `listener` (a tokio `TcpListener`, or a [`Listener`]: TCP or
+    /// a Unix domain socket, whose file is removed when this returns) until `signal` completes or [`drain`](Self::drain)
     /// is called, then drains: stops accepting, ends this engine's Watch streams (each after
     /// a last `NOT_SERVING`), sends GOAWAY, waits up to `grace` for the connections to
     /// close, and closes whatever is left. TCP_NODELAY is set on every connection.
@@ -367,16 +370,12 @@ where
     ///     .await
     /// # }
     /// ```
-    pub async fn serve<F>(
-        &self,
-        listener: TcpListener,
-        signal: F,
-        grace: Duration,
-    ) -> io::Result<()>
+    pub async fn serve<L, F>(&self, listener: L, signal: F, grace: Duration) -> io::Result<()>
     where
+        L: Into<Listener>,
         F: std::future::Future<Output = ()>,
     {
-        self.serve_until(listener, async {
+        self.serve_until(listener.into(), async {
             signal.await;
             grace
         })
@@ -384,7 +383,7 @@ where
     }
 
     /// [`serve`](Self::serve) with the grace period given by the signal itself.
-    async fn serve_until<F>(&self, listener: TcpListener, signal: F) -> io::Result<()>
+    async fn serve_until<F>(&self, listener: Listener, signal: F) -> io::Result<()>
     where
         F: std::future::Future<Output = Duration>,
     {
@@ -399,9 +398,12 @@ where
                 grace = &mut signal => break grace,
                 () = drain.cancelled() => break Duration::MAX,
                 accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => {
-                        let _ = tcp.set_nodelay(true);
+                    Ok(listen::Accepted::Tcp(tcp)) => {
                         conns.spawn(self.serve_connection(tcp));
+                    }
+                    #[cfg(unix)]
+                    Ok(listen::Accepted::Unix(unix)) => {
+                        conns.spawn(self.serve_connection(unix));
                     }
                     // Out of file descriptors, or a connection reset before it was
                     // accepted: wait a little rather than spin, and go on.
@@ -496,17 +498,20 @@ where
 enum Bind {
     Addrs(io::Result<Vec<SocketAddr>>),
     Listener(StdTcpListener),
+    Address(io::Result<ListenAddress>),
 }
 
 impl Bind {
     /// The listener, bound if need be, non-blocking.
-    fn listen(self) -> io::Result<StdTcpListener> {
-        let listener = match self {
-            Bind::Listener(l) => l,
-            Bind::Addrs(addrs) => StdTcpListener::bind(&addrs?[..])?,
-        };
-        listener.set_nonblocking(true)?;
-        Ok(listener)
+    fn bind(self) -> io::Result<listen::Bound> {
+        Ok(match self {
+            Bind::Listener(l) => {
+                l.set_nonblocking(true)?;
+                listen::Bound::Tcp(l)
+            }
+            Bind::Addrs(addrs) => ListenAddress::Tcp(addrs?).bind()?,
+            Bind::Address(address) => address?.bind()?,
+        })
     }
 }
 
@@ -571,6 +576,46 @@ where
     #[must_use]
     pub fn addr<A: ToSocketAddrs>(mut self, addr: A) -> Self {
         self.bind = Bind::Addrs(addr.to_socket_addrs().map(Iterator::collect));
+        self
+    }
+
+    /// The address to listen on, as text: `host:port` (host names resolve; the first address
+    /// that binds is used), or `unix:PATH` / `unix:///PATH` for a Unix domain socket (see
+    /// [`ListenAddress`]). A Unix socket file is removed when the server stops; a stale one
+    /// (nothing accepts on it) is replaced at start, a live one is `AddrInUse`.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let path = std::env::temp_dir().join(format!("dh-doc-{}.sock", std::process::id()));
+    /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH)
+    ///     .address(&format!("unix:{}", path.display()))
+    ///     .start()
+    ///     .unwrap();
+    /// assert_eq!(server.unix_path(), Some(path.as_path()));
+    /// server.stop(std::time::Duration::from_secs(1)).unwrap();
+    /// assert!(!path.exists());
+    /// ```
+    #[must_use]
+    pub fn address(mut self, address: &str) -> Self {
+        self.bind = Bind::Address(ListenAddress::parse(address));
+        self
+    }
+
+    /// Listens on a Unix domain socket at `path` (`address("unix:PATH")`).
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let path = std::env::temp_dir().join(format!("dh-doc-unix-{}.sock", std::process::id()));
+    /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH).unix(&path).start().unwrap();
+    /// assert!(path.exists());
+    /// drop(server);
+    /// assert!(!path.exists());
+    /// ```
+    #[must_use]
+    pub fn unix(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.bind = Bind::Address(Ok(ListenAddress::Unix(path.into())));
         self
     }
 
@@ -825,23 +870,23 @@ where
     /// ```
     pub fn start(mut self) -> io::Result<Standalone> {
         let bind = std::mem::replace(&mut self.bind, Bind::Addrs(Ok(Vec::new())));
-        let std_listener = bind.listen()?;
-        let local_addr = std_listener.local_addr()?;
-        let probe_listener = self.probe_bind.take().map(Bind::listen).transpose()?;
-        let probe_addr = probe_listener
-            .as_ref()
-            .map(StdTcpListener::local_addr)
-            .transpose()?;
+        let bound = bind.bind()?;
+        let probe_bound = self.probe_bind.take().map(Bind::bind).transpose()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let (listener, probe_listener) = {
             let _guard = runtime.enter();
             (
-                TcpListener::from_std(std_listener)?,
-                probe_listener.map(TcpListener::from_std).transpose()?,
+                bound.into_tokio()?,
+                probe_bound.map(listen::Bound::into_tokio).transpose()?,
             )
         };
+        let local_addr = listener
+            .tcp_addr()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let unix_path = listener.unix_path().map(Into::into);
+        let probe_addr = probe_listener.as_ref().and_then(Listener::tcp_addr);
         let started = self.started;
         let max_request_size = self.max_request_size;
         let registry = self.registry.clone();
@@ -903,6 +948,7 @@ where
             })?;
         Ok(Standalone {
             local_addr,
+            unix_path,
             probe_addr,
             probe_state,
             open_calls,
@@ -939,6 +985,7 @@ fn reflection_fallback() -> Option<fallback::Fallback> {
 /// ```
 pub struct Standalone {
     local_addr: SocketAddr,
+    unix_path: Option<std::path::PathBuf>,
     probe_addr: Option<SocketAddr>,
     probe_state: ProbeState,
     open_calls: Arc<AtomicUsize>,
@@ -1000,7 +1047,8 @@ impl Standalone {
         Self::builder(registry).addr(addr).start()
     }
 
-    /// The address the server listens on.
+    /// The TCP address the server listens on; `0.0.0.0:0` (port 0) for a Unix domain
+    /// socket (see [`unix_path`](Self::unix_path)).
     ///
     /// ```
     /// # use dubbo_health_core::FixedRegistry;
@@ -1010,6 +1058,18 @@ impl Standalone {
     /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The Unix domain socket path the server listens on, or `None` for TCP.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
+    /// assert_eq!(server.unix_path(), None);
+    /// ```
+    pub fn unix_path(&self) -> Option<&std::path::Path> {
+        self.unix_path.as_deref()
     }
 
     /// The address of the probe port, if [`probe_addr`](StandaloneBuilder::probe_addr)
@@ -1107,6 +1167,7 @@ impl fmt::Debug for Standalone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Standalone")
             .field("local_addr", &self.local_addr)
+            .field("unix_path", &self.unix_path)
             .field("running", &self.thread.is_some())
             .finish_non_exhaustive()
     }

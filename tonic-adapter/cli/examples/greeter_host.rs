@@ -3,7 +3,7 @@
 //! a host would while it reloads or drains).
 //!
 //! ```text
-//! cargo run -p dubbo-health-tonic --example greeter_host -- --addr 127.0.0.1:20000
+//! cargo run -p dubbo-health-cli --example greeter_host -- --addr 127.0.0.1:20000
 //! grpc-health-probe -addr=127.0.0.1:20000 -service org.apache.dubbogo.samples.api.Greeter
 //! ```
 //!
@@ -47,7 +47,7 @@ struct Args {
     #[arg(long)]
     flips: Option<u64>,
     /// Take statuses from stdin instead of flipping on a timer (`set NAME STATUS`, `clear NAME`,
-    /// `toggle NAME`, `shutdown`, `resume`; see `dubbo_health_tonic::control`). End of stdin
+    /// `toggle NAME`, `shutdown`, `resume`; see `dubbo_health_cli::control`). End of stdin
     /// drains and stops the host.
     #[arg(long)]
     control_stdin: bool,
@@ -131,7 +131,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flipper = async move {
         if control_stdin {
             // The host's own operator decides; stop when they close stdin.
-            dubbo_health_tonic::control::run_stdin(&HEALTH).await;
+            dubbo_health_cli::control::run_stdin(&HEALTH).await;
             return;
         }
         let mut done = 0;

@@ -7,11 +7,14 @@
 //! dubbo-health list --addr 127.0.0.1:20000
 //! ```
 //!
-//! `check` is a drop-in for `grpc-health-probe`: it takes its flags (`-addr`, `-service`,
-//! `-connect-timeout`, `-rpc-timeout`) and exits with its codes: 0 SERVING, 1 bad arguments,
-//! 2 cannot connect, 3 the RPC failed (NOT_FOUND, UNIMPLEMENTED, deadline), 4 not SERVING.
+//! `check` is a drop-in for `grpc-health-probe`: it takes every flag of it (`-addr`,
+//! `-service`, `-connect-timeout`, `-rpc-timeout`, `-tls` and the `-tls-*` flags,
+//! `-user-agent`, `-rpc-header`, `-gzip`, `-v`; `-alts` and `-spiffe` are refused) and exits
+//! with its codes: 0 SERVING, 1 bad arguments, 2 cannot connect, 3 the RPC failed (NOT_FOUND,
+//! UNIMPLEMENTED, deadline), 4 not SERVING.
 
 mod client;
+mod connect;
 mod duration;
 
 use std::{process::ExitCode, time::Duration};
@@ -26,6 +29,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(10);
 #[command(
     name = "dubbo-health",
     version,
+    propagate_version = true,
     about = "gRPC health checking (grpc.health.v1.Health): serve, check, watch, list"
 )]
 struct Cli {
@@ -47,7 +51,8 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port).
+    /// Address to listen on: host:port (port 0 picks a free port), or unix:PATH /
+    /// unix:///PATH for a Unix domain socket (removed again on exit).
     #[arg(long, default_value = "127.0.0.1:50051")]
     addr: String,
     /// Register NAME with STATUS (SERVING, NOT_SERVING or UNKNOWN); repeatable. `""=STATUS` is
@@ -68,23 +73,80 @@ struct ServeArgs {
     capacity: usize,
 }
 
+/// grpc-health-probe's flags, with its defaults and meanings.
 #[derive(Args, Debug)]
 struct CheckArgs {
-    /// Server address, host:port.
+    /// (required) Server address: host:port, :port, dns:///host:port, unix:///path,
+    /// unix:path or unix-abstract:name (the targets grpc-go reads).
     #[arg(long)]
     addr: Option<String>,
     /// Service name to check (default: "", the whole server).
     #[arg(long, default_value = "")]
     service: String,
+    /// User-agent header value of health check requests.
+    #[arg(long, default_value = "grpc_health_probe")]
+    user_agent: String,
     /// Timeout for establishing the connection (Go duration syntax: 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = duration::parse)]
     connect_timeout: Duration,
+    /// Additional RPC header in 'name: value' format; repeatable.
+    #[arg(long, value_name = "NAME: VALUE", value_parser = parse_rpc_header)]
+    rpc_header: Vec<(String, String)>,
     /// Timeout for the health RPC.
     #[arg(long, default_value = "1s", value_parser = duration::parse)]
     rpc_timeout: Duration,
-    /// Send the request gzip-compressed (as grpc-health-probe -gzip).
-    #[arg(long)]
+    /// Use TLS (default: plaintext).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = go_bool)]
+    tls: bool,
+    /// (with -tls) Do not verify the server's certificate (INSECURE).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = go_bool)]
+    tls_no_verify: bool,
+    /// (with -tls, optional) File of trusted certificates for verifying the server (PEM);
+    /// the system's roots otherwise.
+    #[arg(long, value_name = "FILE")]
+    tls_ca_cert: Option<String>,
+    /// (with -tls, optional) Client certificate for authenticating to the server (PEM;
+    /// requires -tls-client-key).
+    #[arg(long, value_name = "FILE")]
+    tls_client_cert: Option<String>,
+    /// (with -tls) Client private key (PEM; requires -tls-client-cert).
+    #[arg(long, value_name = "FILE")]
+    tls_client_key: Option<String>,
+    /// (with -tls) Override the host name used to verify the server certificate.
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
+    /// Send the request gzip-compressed and accept a gzip response.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = go_bool)]
     gzip: bool,
+    /// Verbose logs.
+    #[arg(short = 'v', long = "verbose", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = go_bool)]
+    verbose: bool,
+    /// Not supported (ALTS runs only on Google Cloud): refused with exit code 1.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = go_bool)]
+    alts: bool,
+    /// Not supported (no SPIFFE Workload API client): refused with exit code 1.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = go_bool)]
+    spiffe: bool,
+}
+
+/// A Go boolean flag value (`-tls`, `-tls=true`, `-tls=0`...).
+fn go_bool(text: &str) -> Result<bool, String> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("parse error: {text:?} is not a boolean")),
+    }
+}
+
+/// `-rpc-header 'name: value'`, as grpc-health-probe splits it (name lower-cased as gRPC
+/// metadata is; leading blanks of the value dropped).
+fn parse_rpc_header(text: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = text.split_once(':') else {
+        return Err(format!(
+            "invalid RPC header, expected 'key: value', got {text:?}"
+        ));
+    };
+    Ok((name.to_ascii_lowercase(), value.trim_start().to_owned()))
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +188,16 @@ fn rewrite_single_dash(args: impl Iterator<Item = String>) -> Vec<String> {
         "service",
         "connect-timeout",
         "rpc-timeout",
+        "user-agent",
+        "rpc-header",
+        "tls",
+        "tls-no-verify",
+        "tls-ca-cert",
+        "tls-client-cert",
+        "tls-client-key",
+        "tls-server-name",
+        "alts",
+        "spiffe",
         "set",
         "control-stdin",
         "capacity",
@@ -133,8 +205,16 @@ fn rewrite_single_dash(args: impl Iterator<Item = String>) -> Vec<String> {
         "gzip",
         "help",
         "version",
+        "no-reflection",
     ];
     args.map(|arg| {
+        // grpc-health-probe's `-v` is `--verbose` here (`-v` alone already works).
+        if let Some(value) = arg.strip_prefix("-v=").or(arg.strip_prefix("--v=")) {
+            return format!("--verbose={value}");
+        }
+        if arg == "--v" {
+            return "--verbose".to_owned();
+        }
         if let Some(rest) = arg.strip_prefix('-').filter(|r| !r.starts_with('-')) {
             let flag = rest.split('=').next().unwrap_or(rest);
             if LONG.contains(&flag) {
@@ -194,30 +274,24 @@ async fn serve(args: ServeArgs) -> ExitCode {
             eprintln!("error: --set {item:?}: expected NAME=STATUS");
             return ExitCode::from(1);
         };
-        let name = dubbo_health_tonic::control::unquote_name(name);
-        let result = dubbo_health_tonic::control::parse_status(status)
+        let name = dubbo_health_cli::control::unquote_name(name);
+        let result = dubbo_health_cli::control::parse_status(status)
             .and_then(|s| registry.set(&name, s).map_err(|e| e.to_string()));
         if let Err(e) = result {
             eprintln!("error: --set {item:?}: {e}");
             return ExitCode::from(1);
         }
     }
-    let listener = match tokio::net::TcpListener::bind(&args.addr).await {
+    let listener = match dubbo_health_tonic::server::Listener::bind(&args.addr) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", args.addr);
             return ExitCode::from(2);
         }
     };
-    let addr = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let addr = listener.to_string();
     if args.control_stdin {
-        tokio::spawn(dubbo_health_tonic::control::run_stdin(registry));
+        tokio::spawn(dubbo_health_cli::control::run_stdin(registry));
     }
     eprintln!("listening {addr}");
     // SIGTERM / SIGINT: the full drain. The registry goes NOT_SERVING first (every door and

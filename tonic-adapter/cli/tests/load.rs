@@ -1,5 +1,7 @@
-//! Many watchers, cancelled watchers and watchers that stop reading.
+//! Many watchers, cancelled watchers and watchers that stop reading, on `dubbo-health serve`
+//! (a process of its own, so that its memory can be read from `/proc`).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::{

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use dubbo_health_core::{FixedRegistry, ServingStatus};
-//! use dubbo_health_tonic::control::execute;
+//! use dubbo_health_cli::control::execute;
 //!
 //! let registry = FixedRegistry::<8>::new();
 //! assert!(execute(&registry, "set org.apache.Foo NOT_SERVING").starts_with("ok"));
@@ -33,7 +33,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 ///
 /// ```
 /// use dubbo_health_core::ServingStatus;
-/// use dubbo_health_tonic::control::parse_status;
+/// use dubbo_health_cli::control::parse_status;
 ///
 /// assert_eq!(parse_status("not_serving"), Ok(ServingStatus::NotServing));
 /// assert_eq!(parse_status("1"), Ok(ServingStatus::Serving));
@@ -53,7 +53,7 @@ pub fn parse_status(text: &str) -> Result<ServingStatus, String> {
 /// `""` (or nothing at all) is the empty name; surrounding double quotes are removed.
 ///
 /// ```
-/// use dubbo_health_tonic::control::unquote_name;
+/// use dubbo_health_cli::control::unquote_name;
 ///
 /// assert_eq!(unquote_name("\"\""), "");
 /// assert_eq!(unquote_name("org.apache.Foo"), "org.apache.Foo");
@@ -75,7 +75,7 @@ pub fn unquote_name(text: &str) -> String {
 /// An unterminated quote, or a quoted word running into the next.
 ///
 /// ```
-/// use dubbo_health_tonic::control::split_words;
+/// use dubbo_health_cli::control::split_words;
 ///
 /// assert_eq!(split_words(r#"set "" SERVING"#).unwrap(), ["set", "", "SERVING"]);
 /// assert!(split_words(r#"set "x"#).is_err());
@@ -119,7 +119,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
 ///
 /// ```
 /// use dubbo_health_core::FixedRegistry;
-/// use dubbo_health_tonic::control::execute;
+/// use dubbo_health_cli::control::execute;
 ///
 /// let registry = FixedRegistry::<8>::new();
 /// assert!(execute(&registry, "toggle \"\"").starts_with("ok"));
@@ -181,7 +181,7 @@ pub fn execute<S: Storage>(registry: &Registry<S>, line: &str) -> String {
 ///
 /// static HEALTH: FixedRegistry<64> = FixedRegistry::new();
 /// # async fn host() {
-/// tokio::spawn(dubbo_health_tonic::control::run_stdin(&HEALTH));
+/// tokio::spawn(dubbo_health_cli::control::run_stdin(&HEALTH));
 /// # }
 /// ```
 pub async fn run_stdin<S: Storage>(registry: &Registry<S>) {

@@ -1,0 +1,157 @@
+//! Options of the standalone server: `dh_server_options_new`, the `dh_server_options_set_*`
+//! setters, `dh_server_options_free`; used by `dh_server_start_with`.
+//!
+//! ```no_run
+//! use dubbo_health::*;
+//!
+//! let (mut reg, mut opts, mut srv) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+//! unsafe {
+//!     dh_registry_new(&mut reg);
+//!     assert_eq!(dh_server_options_new(&mut opts), DH_OK);
+//!     assert_eq!(dh_server_options_set_reflection(opts, false), DH_OK);
+//!     assert_eq!(dh_server_start_with(reg, c"127.0.0.1:0".as_ptr(), opts, &mut srv), DH_OK);
+//!     dh_server_options_free(opts); // the server keeps what it needs
+//!     dh_server_stop(srv, 1000);
+//!     dh_server_free(srv);
+//!     dh_registry_free(reg);
+//! }
+//! ```
+
+use crate::error::dh_result;
+use crate::ffi::{check_out, write_out, BoxCastable, Castable};
+
+/// Options for `dh_server_start_with`: made by `dh_server_options_new` (every option at its
+/// default), changed by the `dh_server_options_set_*` functions, freed with
+/// `dh_server_options_free`.
+///
+/// Opaque. A server copies what it needs when it starts, so one options object may start
+/// several servers, and may be changed or freed while they run. Not thread-safe: change an
+/// options object from one thread at a time, and not while `dh_server_start_with` reads it.
+#[derive(Debug)]
+pub struct dh_server_options {
+    _private: [u8; 0],
+}
+
+/// What a `dh_server_options` handle points to: the options as the server takes them.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerOptions {
+    /// Answer gRPC server reflection (`grpc.reflection.v1` and `v1alpha`).
+    pub(crate) reflection: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self { reflection: true }
+    }
+}
+
+impl Castable for dh_server_options {
+    type RustType = ServerOptions;
+}
+
+impl BoxCastable for dh_server_options {}
+
+#[cfg(feature = "server")]
+impl ServerOptions {
+    /// These options on a server builder.
+    pub(crate) fn apply(
+        &self,
+        builder: crate::server::Builder,
+    ) -> Result<crate::server::Builder, crate::error::Failure> {
+        Ok(builder.reflection(self.reflection))
+    }
+}
+
+/// Makes an options object with every option at its default: reflection on, plaintext.
+///
+/// On success the caller owns `*opts_out`; free it with `dh_server_options_free`.
+///
+/// # Errors
+/// `DH_NULL_PARAMETER` if `opts_out` is NULL.
+///
+/// # Safety
+/// `opts_out` is valid for a write.
+///
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_options_new(opts_out: *mut *mut dh_server_options) -> dh_result {
+    ffi_fn! {
+        check_out(opts_out, "opts_out")?;
+        let handle = dh_server_options::into_handle(ServerOptions::default());
+        // Safety: checked non-NULL; valid for writes by the caller's promise.
+        unsafe { write_out(opts_out, "opts_out", handle) }
+    }
+}
+
+/// Frees an options object. Servers started with it are not affected. NULL is a no-op.
+///
+/// # Safety
+/// `opts` is NULL or a live handle that no other thread is using; do not call this twice
+/// on the same handle.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_options_free(opts: *mut dh_server_options) {
+    ffi_panic_boundary! {
+        // Safety: forwarded from the caller.
+        drop(unsafe { dh_server_options::take(opts) });
+    }
+}
+
+/// Whether the server answers gRPC server reflection (`grpc.reflection.v1` and
+/// `v1alpha`, so `grpcurl list` and `grpcurl describe` work). On by default.
+///
+/// # Errors
+/// `DH_NULL_PARAMETER` if `opts` is NULL.
+///
+/// # Safety
+/// `opts` is a live handle not used by another thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_options_set_reflection(
+    opts: *mut dh_server_options,
+    on: bool,
+) -> dh_result {
+    ffi_fn! {
+        // Safety: forwarded from the caller.
+        let options = unsafe { options_mut(opts) }?;
+        options.reflection = on;
+        Ok(())
+    }
+}
+
+/// Borrows the options behind a handle for a setter.
+///
+/// # Safety
+/// `opts` is NULL or a live handle that no other thread uses during the borrow.
+pub(crate) unsafe fn options_mut<'a>(
+    opts: *mut dh_server_options,
+) -> Result<&'a mut ServerOptions, crate::error::Failure> {
+    // Safety: the caller promises `opts` is NULL or a live handle of this type, used by no
+    // one else meanwhile (see `dh_server_options`), so a unique borrow is sound.
+    unsafe { opts.cast::<ServerOptions>().as_mut() }.ok_or_else(|| crate::ffi::null("opts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::*;
+
+    #[test]
+    fn new_set_free() {
+        let mut opts = std::ptr::null_mut();
+        unsafe {
+            assert_eq!(
+                dh_server_options_new(std::ptr::null_mut()),
+                DH_NULL_PARAMETER
+            );
+            assert_eq!(dh_server_options_new(&mut opts), DH_OK);
+            assert!(dh_server_options::try_ref(opts, "opts").unwrap().reflection);
+            assert_eq!(dh_server_options_set_reflection(opts, false), DH_OK);
+            assert!(!dh_server_options::try_ref(opts, "opts").unwrap().reflection);
+            assert_eq!(
+                dh_server_options_set_reflection(std::ptr::null_mut(), true),
+                DH_NULL_PARAMETER
+            );
+            dh_server_options_free(opts);
+            dh_server_options_free(std::ptr::null_mut());
+        }
+    }
+}
