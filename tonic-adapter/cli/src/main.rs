@@ -71,6 +71,17 @@ struct ServeArgs {
     /// up front (about 290 bytes per name) but resident only as names are registered.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CAPACITY)]
     capacity: usize,
+    /// Do not answer the HTTP probes (`/live`, `/ready`, `/startup`, `/ready?service=NAME`)
+    /// and the JSON Check/List on --addr (on by default, over HTTP/1.1 and h2c).
+    #[arg(long)]
+    no_probes: bool,
+    /// Also answer the probes on a port of their own (host:port, like Dubbo QoS's 22222); it
+    /// keeps answering through the drain, `/ready` then 503, until the process exits.
+    #[arg(long, value_name = "ADDR")]
+    probe_addr: Option<String>,
+    /// Probe bodies: dubbo-java (`true` / `false`) or dubbo-go (`ok`).
+    #[arg(long, value_name = "STYLE", default_value = "dubbo-java")]
+    probe_bodies: String,
 }
 
 /// grpc-health-probe's flags, with its defaults and meanings.
@@ -290,6 +301,23 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let addr = listener.to_string();
+    let Some(bodies) = dubbo_health_tonic::probe::ProbeBodies::from_name(&args.probe_bodies) else {
+        eprintln!(
+            "error: --probe-bodies {:?}: expected dubbo-java or dubbo-go",
+            args.probe_bodies
+        );
+        return ExitCode::from(1);
+    };
+    let probe_listener = match &args.probe_addr {
+        None => None,
+        Some(probe_addr) => match tokio::net::TcpListener::bind(probe_addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: cannot listen on --probe-addr {probe_addr}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     if args.control_stdin {
         tokio::spawn(dubbo_health_cli::control::run_stdin(registry));
     }
@@ -304,7 +332,21 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let engine = dubbo_health_tonic::Standalone::builder(registry)
         .reflection(!args.no_reflection)
+        .probes(!args.no_probes)
+        .probe_bodies(bodies)
         .engine();
+    if let Some(probe_listener) = probe_listener {
+        if let Ok(probe_addr) = probe_listener.local_addr() {
+            eprintln!("probes on {probe_addr}");
+        }
+        // Runs until the process exits: through the drain, /ready says 503.
+        let probe_server = engine.probe_server();
+        tokio::spawn(async move {
+            probe_server
+                .serve(probe_listener, std::future::pending(), Duration::ZERO)
+                .await
+        });
+    }
     let result = engine.serve(listener, signal, DRAIN_GRACE).await;
     match result {
         Ok(()) => {

@@ -166,6 +166,8 @@ struct Shared<R> {
     fallback: Option<fallback::Fallback>,
     drain: CancellationToken,
     probe_state: ProbeState,
+    /// The probes (tied to `drain`), for a probe port.
+    probes: Probes<R>,
     /// Whether serving marks the host started (`/startup`).
     auto_start: bool,
     h2: h2::server::Builder,
@@ -345,6 +347,43 @@ where
                 Ok(h2) => conn::H2Conn::new(h2, shared).await,
                 Err(io) => http1::serve(io, shared.http.clone(), shared.drain.clone()).await,
             }
+        }
+    }
+
+    /// An engine for a probe port (as Dubbo's QoS uses 22222): the probes and JSON calls of
+    /// this engine, whose `/ready` says `503` as soon as *this* engine drains, and gRPC
+    /// health, without the fallback. Its own drain is separate, so it keeps answering
+    /// through this engine's drain: run it until the process ends.
+    ///
+    /// ```no_run
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// # async fn run() -> std::io::Result<()> {
+    /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
+    /// let probes = tokio::net::TcpListener::bind("127.0.0.1:22222").await?;
+    /// let probe_server = engine.probe_server();
+    /// tokio::spawn(async move {
+    ///     probe_server.serve(probes, std::future::pending(), std::time::Duration::ZERO).await
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn probe_server(&self) -> Engine<R> {
+        Engine {
+            shared: Arc::new(Shared {
+                registry: self.shared.registry.clone(),
+                max_request_size: self.shared.max_request_size,
+                http: Some(Arc::new(ProbeHandler {
+                    probes: self.shared.probes.clone(),
+                    next: None,
+                })),
+                fallback: None,
+                drain: CancellationToken::new(),
+                probe_state: self.shared.probe_state.clone(),
+                probes: self.shared.probes.clone(),
+                auto_start: false,
+                h2: h2_builder(),
+                open_calls: Arc::default(),
+            }),
         }
     }
 
@@ -728,11 +767,6 @@ where
     /// # drop(engine);
     /// ```
     pub fn engine(self) -> Engine<R> {
-        self.build().0
-    }
-
-    /// The engine, and the probes a probe port serves (tied to the engine's drain).
-    fn build(self) -> (Engine<R>, Probes<R>) {
         let fallback = self
             .fallback
             .or_else(|| self.reflection.then(reflection_fallback).flatten());
@@ -750,7 +784,7 @@ where
         } else {
             self.http
         };
-        let engine = Engine {
+        Engine {
             shared: Arc::new(Shared {
                 registry: self.registry,
                 max_request_size: self.max_request_size,
@@ -758,12 +792,12 @@ where
                 fallback,
                 drain,
                 probe_state,
+                probes: probes.clone(),
                 auto_start: self.started,
                 h2: h2_builder(),
                 open_calls: Arc::default(),
             }),
-        };
-        (engine, probes)
+        }
     }
 
     /// Whether the server's own port answers the HTTP probes (`/live`, `/ready`,
@@ -888,31 +922,12 @@ where
         let unix_path = listener.unix_path().map(Into::into);
         let probe_addr = probe_listener.as_ref().and_then(Listener::tcp_addr);
         let started = self.started;
-        let max_request_size = self.max_request_size;
-        let registry = self.registry.clone();
-        let (engine, probes) = self.build();
+        let engine = self.engine();
         let probe_state = engine.shared.probe_state.clone();
         if started {
             probe_state.mark_started();
         }
-        // The probe port: the same answers, its own accept loop, which runs until the
-        // server thread ends (not stopped by the drain, so `/ready` says 503 meanwhile).
-        let probe_engine = probe_listener.map(|listener| {
-            let engine = Engine {
-                shared: Arc::new(Shared {
-                    registry,
-                    max_request_size,
-                    http: Some(Arc::new(ProbeHandler { probes, next: None })),
-                    fallback: None,
-                    drain: CancellationToken::new(),
-                    probe_state: probe_state.clone(),
-                    auto_start: false,
-                    h2: h2_builder(),
-                    open_calls: Arc::default(),
-                }),
-            };
-            (engine, listener)
-        });
+        let probe_engine = probe_listener.map(|listener| (engine.probe_server(), listener));
         let open_calls = Arc::clone(&engine.shared.open_calls);
         let (stop_tx, stop_rx) = oneshot::channel::<Duration>();
         let (force_tx, force_rx) = oneshot::channel::<()>();
