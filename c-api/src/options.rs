@@ -282,13 +282,25 @@ mod tests {
             assert!(o.probes && o.started && !o.probe_bodies_go && o.probe_addr.is_none());
             assert_eq!(dh_server_options_set_probes(opts, false), DH_OK);
             assert_eq!(dh_server_options_set_started(opts, false), DH_OK);
-            assert_eq!(dh_server_options_set_probe_bodies_dubbo_go(opts, true), DH_OK);
-            assert_eq!(dh_server_options_set_probe_addr(opts, c"127.0.0.1:0".as_ptr()), DH_OK);
+            assert_eq!(
+                dh_server_options_set_probe_bodies_dubbo_go(opts, true),
+                DH_OK
+            );
+            assert_eq!(
+                dh_server_options_set_probe_addr(opts, c"127.0.0.1:0".as_ptr()),
+                DH_OK
+            );
             let o = dh_server_options::try_ref(opts, "opts").unwrap();
             assert!(!o.probes && !o.started && o.probe_bodies_go);
             assert_eq!(o.probe_addr.as_deref(), Some("127.0.0.1:0"));
-            assert_eq!(dh_server_options_set_probe_addr(opts, std::ptr::null()), DH_OK);
-            assert!(dh_server_options::try_ref(opts, "opts").unwrap().probe_addr.is_none());
+            assert_eq!(
+                dh_server_options_set_probe_addr(opts, std::ptr::null()),
+                DH_OK
+            );
+            assert!(dh_server_options::try_ref(opts, "opts")
+                .unwrap()
+                .probe_addr
+                .is_none());
             assert_eq!(
                 dh_server_options_set_probe_addr(std::ptr::null_mut(), std::ptr::null()),
                 DH_NULL_PARAMETER
