@@ -15,7 +15,8 @@ need_pip "$PY" \
     pytest pytest-timeout \
     grpcio==1.85.3 grpcio-health-checking==1.85.1 protobuf \
     mypy==2.4.1 ruff==0.17.6 types-grpcio types-protobuf typing-extensions \
-    h2==4.3.0   # raw HTTP/2 requests in tests/test_grpcio.py (the same pin as tests/interop)
+    h2==4.3.0 \
+    aiohttp==3.14.5   # h2: raw HTTP/2 requests in tests/test_grpcio.py (the same pin as tests/interop); aiohttp: examples/aiohttp_probes.py, run by tests/test_probes.py
 
 need_go_install github.com/grpc-ecosystem/grpc-health-probe v0.4.61
 

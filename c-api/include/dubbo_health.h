@@ -490,6 +490,51 @@ dh_result dh_server_options_set_reflection(dh_server_options *opts, bool on);
 // or a NUL-terminated string.
 dh_result dh_server_options_set_tls(dh_server_options *opts, const char *cert_path, const char *key_path, const char *client_ca_path);
 
+// Whether the server's own address answers the HTTP probes (`GET /live`, `/ready`,
+// `/startup`, `/ready?service=NAME`; `200 true` / `503 false`) and the JSON
+// `POST /grpc.health.v1.Health/Check` and `List`, over HTTP/1.1 and h2c. On by default.
+//
+// # Errors
+// `DH_NULL_PARAMETER` if `opts` is NULL.
+//
+// # Safety
+// `opts` is a live handle not used by another thread during the call.
+dh_result dh_server_options_set_probes(dh_server_options *opts, bool on);
+
+// A TCP address ("host:port", port 0 picks one; see `dh_server_probe_port`) where the
+// server also answers the probes, as Dubbo's QoS uses port 22222. It keeps answering
+// during `dh_server_stop`'s drain (`/ready` then says 503) until the server has stopped.
+// NULL removes it (the default). The address is resolved by `dh_server_start_with`, which
+// fails with `DH_IO` if it cannot be bound.
+//
+// # Errors
+// `DH_NULL_PARAMETER` if `opts` is NULL; `DH_INVALID_ADDRESS` if `addr` is not UTF-8.
+//
+// # Safety
+// `opts` is a live handle not used by another thread during the call; `addr` is NULL or a
+// NUL-terminated string.
+dh_result dh_server_options_set_probe_addr(dh_server_options *opts, const char *addr);
+
+// The probe bodies: Dubbo Java QoS's `true` / `false` (`dubbo_go` false, the default) or
+// dubbo-go's `ok` / `probe ready: not serving` (`dubbo_go` true). Status codes are the same.
+//
+// # Errors
+// `DH_NULL_PARAMETER` if `opts` is NULL.
+//
+// # Safety
+// `opts` is a live handle not used by another thread during the call.
+dh_result dh_server_options_set_probe_bodies_dubbo_go(dh_server_options *opts, bool dubbo_go);
+
+// Whether `/startup` answers 200 as soon as the server listens (true, the default); with
+// false it answers 503 until `dh_server_mark_started`.
+//
+// # Errors
+// `DH_NULL_PARAMETER` if `opts` is NULL.
+//
+// # Safety
+// `opts` is a live handle not used by another thread during the call.
+dh_result dh_server_options_set_started(dh_server_options *opts, bool started);
+
 // Creates a registry holding only the empty name `""` (the whole server) as
 // `DH_STATUS_SERVING`, with room for `DH_DEFAULT_CAPACITY` names (`""` included). Use
 // `dh_registry_new_with_capacity` for another capacity.
@@ -742,6 +787,31 @@ dh_result dh_server_start_with(const dh_registry *reg, const char *addr, const d
 //
 // Thread-safe.
 dh_result dh_server_local_port(const dh_server *srv, uint16_t *port_out);
+
+// Writes the port of the server's probe address (`dh_server_options_set_probe_addr`) to
+// `*port_out`. Still answers after `dh_server_stop`.
+//
+// # Errors
+// `DH_NULL_PARAMETER` if an argument is NULL; `DH_INVALID_STATE` if the server has no
+// probe address.
+//
+// # Safety
+// `srv` is a live handle; `port_out` is valid for a write.
+//
+// Thread-safe.
+dh_result dh_server_probe_port(const dh_server *srv, uint16_t *port_out);
+
+// Marks the host started: the server's `GET /startup` answers 200 from now on (for a
+// server started with `dh_server_options_set_started(opts, false)`).
+//
+// # Errors
+// `DH_NULL_PARAMETER` if `srv` is NULL.
+//
+// # Safety
+// `srv` is a live handle.
+//
+// Thread-safe.
+dh_result dh_server_mark_started(const dh_server *srv);
 
 // Stops the server gracefully and waits for it, draining only this server: it stops
 // accepting, each of its gRPC Watch streams (including ones that open during the drain)

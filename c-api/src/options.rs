@@ -40,6 +40,14 @@ pub(crate) struct ServerOptions {
     /// TLS (and mTLS), loaded by `dh_server_options_set_tls`.
     #[cfg(feature = "server")]
     pub(crate) tls: Option<dubbo_health_tonic::server::TlsConfig>,
+    /// Answer the HTTP probes and the JSON Check on the server's own address.
+    pub(crate) probes: bool,
+    /// A TCP address ("host:port") for the probes of their own.
+    pub(crate) probe_addr: Option<String>,
+    /// dubbo-go's `ok` probe bodies instead of Dubbo Java's `true` / `false`.
+    pub(crate) probe_bodies_go: bool,
+    /// `/startup` answers 200 once listening (else after `dh_server_mark_started`).
+    pub(crate) started: bool,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +56,10 @@ impl Default for ServerOptions {
             reflection: true,
             #[cfg(feature = "server")]
             tls: None,
+            probes: true,
+            probe_addr: None,
+            probe_bodies_go: false,
+            started: true,
         }
     }
 }
@@ -65,9 +77,21 @@ impl ServerOptions {
         &self,
         builder: crate::server::Builder,
     ) -> Result<crate::server::Builder, crate::error::Failure> {
-        let builder = builder.reflection(self.reflection);
-        Ok(match &self.tls {
-            Some(tls) => builder.tls(tls.clone()),
+        use dubbo_health_tonic::probe::ProbeBodies;
+        let mut builder = builder
+            .reflection(self.reflection)
+            .probes(self.probes)
+            .started(self.started)
+            .probe_bodies(if self.probe_bodies_go {
+                ProbeBodies::DubboGo
+            } else {
+                ProbeBodies::DubboJava
+            });
+        if let Some(tls) = &self.tls {
+            builder = builder.tls(tls.clone());
+        }
+        Ok(match &self.probe_addr {
+            Some(addr) => builder.probe_addr(addr.as_str()),
             None => builder,
         })
     }
@@ -205,6 +229,107 @@ pub unsafe extern "C" fn dh_server_options_set_tls(
     }
 }
 
+/// Whether the server's own address answers the HTTP probes (`GET /live`, `/ready`,
+/// `/startup`, `/ready?service=NAME`; `200 true` / `503 false`) and the JSON
+/// `POST /grpc.health.v1.Health/Check` and `List`, over HTTP/1.1 and h2c. On by default.
+///
+/// # Errors
+/// `DH_NULL_PARAMETER` if `opts` is NULL.
+///
+/// # Safety
+/// `opts` is a live handle not used by another thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_options_set_probes(
+    opts: *mut dh_server_options,
+    on: bool,
+) -> dh_result {
+    ffi_fn! {
+        // Safety: forwarded from the caller.
+        let options = unsafe { options_mut(opts) }?;
+        options.probes = on;
+        Ok(())
+    }
+}
+
+/// A TCP address ("host:port", port 0 picks one; see `dh_server_probe_port`) where the
+/// server also answers the probes, as Dubbo's QoS uses port 22222. It keeps answering
+/// during `dh_server_stop`'s drain (`/ready` then says 503) until the server has stopped.
+/// NULL removes it (the default). The address is resolved by `dh_server_start_with`, which
+/// fails with `DH_IO` if it cannot be bound.
+///
+/// # Errors
+/// `DH_NULL_PARAMETER` if `opts` is NULL; `DH_INVALID_ADDRESS` if `addr` is not UTF-8.
+///
+/// # Safety
+/// `opts` is a live handle not used by another thread during the call; `addr` is NULL or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_options_set_probe_addr(
+    opts: *mut dh_server_options,
+    addr: *const std::ffi::c_char,
+) -> dh_result {
+    ffi_fn! {
+        // Safety: forwarded from the caller.
+        let options = unsafe { options_mut(opts) }?;
+        if addr.is_null() {
+            options.probe_addr = None;
+            return Ok(());
+        }
+        // Safety: non-NULL, and the caller promises a NUL-terminated string.
+        let text = unsafe { std::ffi::CStr::from_ptr(addr) };
+        let text = text.to_str().map_err(|_| {
+            crate::error::Failure::new(
+                crate::error::DH_INVALID_ADDRESS,
+                format!("{text:?} is not UTF-8"),
+            )
+        })?;
+        options.probe_addr = Some(text.to_owned());
+        Ok(())
+    }
+}
+
+/// The probe bodies: Dubbo Java QoS's `true` / `false` (`dubbo_go` false, the default) or
+/// dubbo-go's `ok` / `probe ready: not serving` (`dubbo_go` true). Status codes are the same.
+///
+/// # Errors
+/// `DH_NULL_PARAMETER` if `opts` is NULL.
+///
+/// # Safety
+/// `opts` is a live handle not used by another thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_options_set_probe_bodies_dubbo_go(
+    opts: *mut dh_server_options,
+    dubbo_go: bool,
+) -> dh_result {
+    ffi_fn! {
+        // Safety: forwarded from the caller.
+        let options = unsafe { options_mut(opts) }?;
+        options.probe_bodies_go = dubbo_go;
+        Ok(())
+    }
+}
+
+/// Whether `/startup` answers 200 as soon as the server listens (true, the default); with
+/// false it answers 503 until `dh_server_mark_started`.
+///
+/// # Errors
+/// `DH_NULL_PARAMETER` if `opts` is NULL.
+///
+/// # Safety
+/// `opts` is a live handle not used by another thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_options_set_started(
+    opts: *mut dh_server_options,
+    started: bool,
+) -> dh_result {
+    ffi_fn! {
+        // Safety: forwarded from the caller.
+        let options = unsafe { options_mut(opts) }?;
+        options.started = started;
+        Ok(())
+    }
+}
+
 /// Borrows the options behind a handle for a setter.
 ///
 /// # Safety
@@ -236,6 +361,33 @@ mod tests {
             assert!(!dh_server_options::try_ref(opts, "opts").unwrap().reflection);
             assert_eq!(
                 dh_server_options_set_reflection(std::ptr::null_mut(), true),
+                DH_NULL_PARAMETER
+            );
+            let o = dh_server_options::try_ref(opts, "opts").unwrap();
+            assert!(o.probes && o.started && !o.probe_bodies_go && o.probe_addr.is_none());
+            assert_eq!(dh_server_options_set_probes(opts, false), DH_OK);
+            assert_eq!(dh_server_options_set_started(opts, false), DH_OK);
+            assert_eq!(
+                dh_server_options_set_probe_bodies_dubbo_go(opts, true),
+                DH_OK
+            );
+            assert_eq!(
+                dh_server_options_set_probe_addr(opts, c"127.0.0.1:0".as_ptr()),
+                DH_OK
+            );
+            let o = dh_server_options::try_ref(opts, "opts").unwrap();
+            assert!(!o.probes && !o.started && o.probe_bodies_go);
+            assert_eq!(o.probe_addr.as_deref(), Some("127.0.0.1:0"));
+            assert_eq!(
+                dh_server_options_set_probe_addr(opts, std::ptr::null()),
+                DH_OK
+            );
+            assert!(dh_server_options::try_ref(opts, "opts")
+                .unwrap()
+                .probe_addr
+                .is_none());
+            assert_eq!(
+                dh_server_options_set_probe_addr(std::ptr::null_mut(), std::ptr::null()),
                 DH_NULL_PARAMETER
             );
             dh_server_options_free(opts);

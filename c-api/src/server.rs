@@ -49,6 +49,8 @@ pub struct dh_server {
 #[derive(Debug)]
 pub(crate) struct ServerHandle {
     addr: SocketAddr,
+    probe_port: Option<u16>,
+    started: backend::Started,
     running: Mutex<Option<backend::Running>>,
 }
 
@@ -63,6 +65,15 @@ mod backend {
     use super::*;
 
     pub(super) type Running = dubbo_health_tonic::Standalone;
+    pub(super) type Started = dubbo_health_tonic::probe::ProbeState;
+
+    pub(super) fn started(server: &Running) -> Started {
+        server.probe_state().clone()
+    }
+
+    pub(super) fn mark_started(started: &Started) {
+        started.mark_started();
+    }
 
     pub(super) fn start(
         addr: &str,
@@ -123,6 +134,14 @@ mod backend {
 
     #[derive(Debug)]
     pub(super) enum Running {}
+    #[derive(Debug)]
+    pub(super) struct Started;
+
+    pub(super) fn started(server: &Running) -> Started {
+        match *server {}
+    }
+
+    pub(super) fn mark_started(_: &Started) {}
 
     pub(super) fn start(
         _: &str,
@@ -227,7 +246,14 @@ pub unsafe extern "C" fn dh_server_start_with(
             .to_str()
             .map_err(|_| Failure::new(DH_INVALID_ADDRESS, format!("{text:?} is not UTF-8")))?;
         let (running, local) = backend::start(text, Arc::clone(&host.registry), options)?;
-        let handle = ServerHandle { addr: local, running: Mutex::new(Some(running)) };
+        let probe_port = probe_port_of(&running);
+        let started = backend::started(&running);
+        let handle = ServerHandle {
+            addr: local,
+            probe_port,
+            started,
+            running: Mutex::new(Some(running)),
+        };
         // Safety: checked non-NULL; valid for writes by the caller's promise.
         unsafe { write_out(srv_out, "srv_out", dh_server::into_handle(handle)) }
     }
@@ -253,6 +279,63 @@ pub unsafe extern "C" fn dh_server_local_port(
         // Safety (both): forwarded from the caller.
         let server = unsafe { dh_server::try_ref(srv, "srv") }?;
         unsafe { write_out(port_out, "port_out", server.addr.port()) }
+    }
+}
+
+#[cfg(feature = "server")]
+fn probe_port_of(server: &backend::Running) -> Option<u16> {
+    server.probe_addr().map(|a| a.port())
+}
+
+#[cfg(not(feature = "server"))]
+fn probe_port_of(server: &backend::Running) -> Option<u16> {
+    match *server {}
+}
+
+/// Writes the port of the server's probe address (`dh_server_options_set_probe_addr`) to
+/// `*port_out`. Still answers after `dh_server_stop`.
+///
+/// # Errors
+/// `DH_NULL_PARAMETER` if an argument is NULL; `DH_INVALID_STATE` if the server has no
+/// probe address.
+///
+/// # Safety
+/// `srv` is a live handle; `port_out` is valid for a write.
+///
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_probe_port(
+    srv: *const dh_server,
+    port_out: *mut u16,
+) -> dh_result {
+    ffi_fn! {
+        check_out(port_out, "port_out")?;
+        // Safety (both): forwarded from the caller.
+        let server = unsafe { dh_server::try_ref(srv, "srv") }?;
+        let port = server
+            .probe_port
+            .ok_or_else(|| Failure::new(DH_INVALID_STATE, "the server has no probe address"))?;
+        unsafe { write_out(port_out, "port_out", port) }
+    }
+}
+
+/// Marks the host started: the server's `GET /startup` answers 200 from now on (for a
+/// server started with `dh_server_options_set_started(opts, false)`).
+///
+/// # Errors
+/// `DH_NULL_PARAMETER` if `srv` is NULL.
+///
+/// # Safety
+/// `srv` is a live handle.
+///
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dh_server_mark_started(srv: *const dh_server) -> dh_result {
+    ffi_fn! {
+        // Safety: forwarded from the caller.
+        let server = unsafe { dh_server::try_ref(srv, "srv") }?;
+        backend::mark_started(&server.started);
+        Ok(())
     }
 }
 

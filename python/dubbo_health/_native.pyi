@@ -1,6 +1,7 @@
 import asyncio
 import os
-from typing import final
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, final
 
 from typing_extensions import Self
 
@@ -11,6 +12,7 @@ __all__ = [
     "LIST_LIMIT",
     "MAX_NAME",
     "AsyncWatch",
+    "Probes",
     "Registry",
     "Server",
     "Watch",
@@ -90,6 +92,13 @@ class Server:
     @property
     def address(self) -> str: ...
     @property
+    def probe_port(self) -> int | None: ...
+    @property
+    def probe_address(self) -> str | None: ...
+    @property
+    def started(self) -> bool: ...
+    def mark_started(self) -> None: ...
+    @property
     def running(self) -> bool: ...
     def stop(self, grace: float = 5.0) -> None: ...
     def __enter__(self) -> Self: ...
@@ -105,7 +114,37 @@ def serve(
     tls_cert: str | os.PathLike[str] | None = None,
     tls_key: str | os.PathLike[str] | None = None,
     tls_client_ca: str | os.PathLike[str] | None = None,
+    probes: bool = True,
+    probe_addr: str | None = None,
+    started: bool = True,
+    probe_bodies: Literal["dubbo-java", "dubbo-go"] = "dubbo-java",
+    require: Sequence[str] = (),
 ) -> Server: ...
+
+@final
+class Probes:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        started: bool = False,
+        bodies: Literal["dubbo-java", "dubbo-go"] = "dubbo-java",
+    ) -> None: ...
+    @property
+    def started(self) -> bool: ...
+    @property
+    def stopping(self) -> bool: ...
+    def mark_started(self) -> None: ...
+    def mark_stopping(self) -> None: ...
+    def answer(
+        self,
+        method: str,
+        path: str,
+        query: str | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> tuple[int, list[tuple[str, str]], bytes]: ...
+
 def handle_check(registry: Registry, request: bytes) -> bytes: ...
 def handle_list(registry: Registry, request: bytes) -> bytes: ...
 def decode_check_request(request: bytes) -> str: ...

@@ -16,6 +16,7 @@
 //!   thread or a second runtime. Registry calls that wake watchers release the GIL.
 
 mod aio;
+mod probes;
 mod pyobjects;
 mod registry;
 mod server;
@@ -29,6 +30,8 @@ use pyo3::prelude::*;
 mod _native {
     #[pymodule_export]
     use crate::aio::AsyncWatch;
+    #[pymodule_export]
+    use crate::probes::Probes;
     #[pymodule_export]
     use crate::registry::{service_key, Registry};
     #[pymodule_export]

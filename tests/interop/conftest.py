@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,6 +72,12 @@ def _hostile() -> dict[str, str]:
     from test_hostile import HOSTILE
 
     return {k: v.title for k, v in HOSTILE.items()}
+
+
+def _http() -> tuple[dict[str, str], Callable[[str], str | None]]:
+    from test_http import HTTP, lacks
+
+    return {k: v.title for k, v in HTTP.items()}, lacks
 
 
 def _revision() -> str:
@@ -175,6 +181,25 @@ def render_matrix() -> str:
             "and a host release that fixes it turns the cell into a failure here):\n"
         )
         out.extend(f"- ({chr(ord('A') + i)}) {r}" for i, r in enumerate(bug_reasons))
+    http, http_lacks = _http()
+    out.append("\n## HTTP probes and JSON Check (curl, grpc-health-probe)\n")
+    out.append("| host | " + " | ".join(http) + " |")
+    out.append("|---" * (len(http) + 1) + "|")
+    http_na: list[str] = []
+    for host in selected_hosts():
+        na = http_lacks(host)
+        if na is not None and na not in http_na:
+            http_na.append(na)
+        row = [
+            f"n/a ({chr(ord('a') + http_na.index(na))})"
+            if na is not None
+            else cell_text(("http", host, "curl", s), None)
+            for s in http
+        ]
+        out.append(f"| {host} | " + " | ".join(row) + " |")
+    if http_na:
+        out.append("\nn/a reasons:\n")
+        out.extend(f"- ({chr(ord('a') + i)}) {r}" for i, r in enumerate(http_na))
     rss = _rss()
     if rss:
         out.append("\nRSS (KiB): baseline from the warm-up, and the highest value seen after an attack:\n")
@@ -186,6 +211,8 @@ def render_matrix() -> str:
     for name, sc in scenarios.items():
         out.append(f"- `{name}`: {sc.title}")  # type: ignore[attr-defined]
     for name, title in hostile.items():
+        out.append(f"- `{name}`: {title}")
+    for name, title in http.items():
         out.append(f"- `{name}`: {title}")
     if notes:
         out.append("\n## Failures\n")

@@ -40,6 +40,7 @@
 
 mod drain;
 mod grpc;
+pub mod probe;
 pub mod reflection;
 pub mod server;
 mod service;

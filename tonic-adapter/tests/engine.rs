@@ -328,7 +328,9 @@ async fn plain_http_goes_to_the_handler_on_http1_and_http2() {
     let registry = Arc::new(TestRegistry::new());
     let handled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = Arc::clone(&handled);
+    // The bare hook: the built-in probes (which would claim /live and /ready) off.
     let server = Standalone::builder(Arc::clone(&registry))
+        .probes(false)
         .http_handler(move |request: http::Request<Bytes>| {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let body = format!(
@@ -401,6 +403,7 @@ async fn without_a_handler_plain_http_is_404_and_unknown_grpc_methods_unimplemen
     let registry = Arc::new(TestRegistry::new());
     let server = Standalone::builder(Arc::clone(&registry))
         .reflection(false)
+        .probes(false)
         .start()
         .unwrap();
     let mut tcp = tokio::net::TcpStream::connect(server.local_addr())

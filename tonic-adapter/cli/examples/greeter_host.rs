@@ -8,7 +8,9 @@
 //! ```
 //!
 //! While the Greeter is NOT_SERVING its `SayHello` answers UNAVAILABLE. Server reflection is
-//! on, so `grpcurl -plaintext 127.0.0.1:20000 list` works too.
+//! on, so `grpcurl -plaintext 127.0.0.1:20000 list` works too. The probe layer answers
+//! Kubernetes' HTTP probes and the JSON Check on the same port (HTTP/1.1 is on for them):
+//! `curl -f http://127.0.0.1:20000/ready`.
 
 use std::{
     convert::Infallible,
@@ -20,7 +22,10 @@ use std::{
 
 use clap::Parser;
 use dubbo_health_core::{FixedRegistry, ServingStatus};
-use dubbo_health_tonic::HealthService;
+use dubbo_health_tonic::{
+    probe::{ProbeLayer, Probes},
+    HealthService,
+};
 use tonic::{
     server::{Grpc, NamedService, UnaryService},
     Request, Response, Status,
@@ -143,7 +148,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let health = HealthService::new(&HEALTH);
+    let probes = Probes::new(&HEALTH);
+    let state = probes.state().clone();
+    state.mark_started(); // listening: /startup says 200
     dubbo_health_tonic::server_builder()
+        .accept_http1(true)
+        .layer(ProbeLayer::new(probes))
         .add_service(health.server())
         .add_service(dubbo_health_tonic::reflection::v1())
         .add_service(dubbo_health_tonic::reflection::v1alpha())
@@ -157,6 +167,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     () = flipper => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
+                state.mark_stopping(); // /ready says 503 from here on
             }),
         )
         .await?;

@@ -59,6 +59,10 @@ struct ServeArgs {
     /// the whole server.
     #[arg(long = "set", value_name = "NAME=STATUS")]
     set: Vec<String>,
+    /// `""` follows NAME: SERVING exactly while every required name is registered and
+    /// SERVING (NOT_SERVING until then); repeatable. Readiness (`GET /ready`) follows `""`.
+    #[arg(long = "require", value_name = "NAME")]
+    require: Vec<String>,
     /// Read commands from stdin, one per line: `set NAME STATUS`, `clear NAME`, `toggle NAME`,
     /// `shutdown`, `resume` (`""` is the empty name). Each is answered with one line on stdout.
     #[arg(long)]
@@ -81,6 +85,17 @@ struct ServeArgs {
     /// mTLS: require client certificates that chain to these CA certificates (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<String>,
+    /// Do not answer the HTTP probes (`/live`, `/ready`, `/startup`, `/ready?service=NAME`)
+    /// and the JSON Check/List on --addr (on by default, over HTTP/1.1 and h2c).
+    #[arg(long)]
+    no_probes: bool,
+    /// Also answer the probes on a port of their own (host:port, like Dubbo QoS's 22222); it
+    /// keeps answering through the drain, `/ready` then 503, until the process exits.
+    #[arg(long, value_name = "ADDR")]
+    probe_addr: Option<String>,
+    /// Probe bodies: dubbo-java (`true` / `false`) or dubbo-go (`ok`).
+    #[arg(long, value_name = "STYLE", default_value = "dubbo-java")]
+    probe_bodies: String,
 }
 
 /// grpc-health-probe's flags, with its defaults and meanings.
@@ -282,6 +297,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for name in &args.require {
+        if let Err(e) = registry.require(name) {
+            eprintln!("error: --require {name:?}: {e}");
+            return ExitCode::from(1);
+        }
+    }
     for item in &args.set {
         let Some((name, status)) = item.rsplit_once('=') else {
             eprintln!("error: --set {item:?}: expected NAME=STATUS");
@@ -319,6 +340,23 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let addr = listener.to_string();
+    let Some(bodies) = dubbo_health_tonic::probe::ProbeBodies::from_name(&args.probe_bodies) else {
+        eprintln!(
+            "error: --probe-bodies {:?}: expected dubbo-java or dubbo-go",
+            args.probe_bodies
+        );
+        return ExitCode::from(1);
+    };
+    let probe_listener = match &args.probe_addr {
+        None => None,
+        Some(probe_addr) => match tokio::net::TcpListener::bind(probe_addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: cannot listen on --probe-addr {probe_addr}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     if args.control_stdin {
         tokio::spawn(dubbo_health_cli::control::run_stdin(registry));
     }
@@ -331,13 +369,27 @@ async fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("draining: every service NOT_SERVING, watches ending");
         registry.shutdown();
     };
-    let mut builder =
-        dubbo_health_tonic::Standalone::builder(registry).reflection(!args.no_reflection);
+    let mut builder = dubbo_health_tonic::Standalone::builder(registry)
+        .reflection(!args.no_reflection)
+        .probes(!args.no_probes)
+        .probe_bodies(bodies);
     if let Some(tls) = &tls {
         builder = builder.tls(tls.clone());
         tokio::spawn(reload_on_sighup(tls.clone()));
     }
     let engine = builder.engine();
+    if let Some(probe_listener) = probe_listener {
+        if let Ok(probe_addr) = probe_listener.local_addr() {
+            eprintln!("probes on {probe_addr}");
+        }
+        // Runs until the process exits: through the drain, /ready says 503.
+        let probe_server = engine.probe_server();
+        tokio::spawn(async move {
+            probe_server
+                .serve(probe_listener, std::future::pending(), Duration::ZERO)
+                .await
+        });
+    }
     let result = engine.serve(listener, signal, DRAIN_GRACE).await;
     match result {
         Ok(()) => {

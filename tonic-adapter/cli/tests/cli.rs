@@ -441,3 +441,76 @@ fn serve_takes_a_capacity() {
         assert!(stderr(&out).contains("capacity"), "{}", stderr(&out));
     }
 }
+
+/// One HTTP/1.1 GET on a fresh connection: the status code and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+#[test]
+fn serve_answers_probes_on_its_port_and_a_probe_port() {
+    let mut serve = Serve::start(&[
+        "--probe-addr",
+        "127.0.0.1:0",
+        "--probe-bodies",
+        "dubbo-go",
+        "--set",
+        &format!("{GREETER}=NOT_SERVING"),
+    ]);
+    let line = serve.stderr.next();
+    let probe_addr = line
+        .strip_prefix("probes on ")
+        .unwrap_or_else(|| panic!("no probe address: {line:?}"))
+        .to_owned();
+    for addr in [&serve.addr, &probe_addr] {
+        assert_eq!(http_get(addr, "/ready"), (200, "ok".into()));
+        assert_eq!(http_get(addr, "/startup"), (200, "ok".into()));
+        assert_eq!(http_get(addr, &format!("/ready/{GREETER}")).0, 503);
+    }
+    assert!(serve.control("shutdown").starts_with("ok"));
+    assert_eq!(http_get(&probe_addr, "/ready").0, 503);
+    assert_eq!(http_get(&probe_addr, "/live"), (200, "ok".into()));
+
+    let off = Serve::start(&["--no-probes"]);
+    assert_eq!(http_get(&off.addr, "/ready").0, 404);
+
+    let bad = run(&["serve", "--addr", "127.0.0.1:0", "--probe-bodies", "yaml"]);
+    assert_eq!(code(&bad), 1);
+    assert!(stderr(&bad).contains("--probe-bodies"), "{}", stderr(&bad));
+}
+
+#[test]
+fn serve_require_makes_ready_follow_the_required_services() {
+    let mut serve = Serve::start(&[
+        "--require",
+        GREETER,
+        "--set",
+        &format!("{GREETER}=NOT_SERVING"),
+    ]);
+    assert_eq!(http_get(&serve.addr, "/ready"), (503, "false".into()));
+    assert!(serve
+        .control(&format!("set {GREETER} SERVING"))
+        .starts_with("ok"));
+    assert_eq!(http_get(&serve.addr, "/ready"), (200, "true".into()));
+    assert!(serve.control(&format!("clear {GREETER}")).starts_with("ok"));
+    assert_eq!(http_get(&serve.addr, "/ready"), (503, "false".into()));
+
+    let bad = run(&["serve", "--addr", "127.0.0.1:0", "--require", ""]);
+    assert_eq!(code(&bad), 1);
+    assert!(stderr(&bad).contains("--require"), "{}", stderr(&bad));
+}

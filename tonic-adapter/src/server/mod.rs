@@ -50,6 +50,8 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::probe::{ProbeBodies, ProbeHandler, ProbeState, Probes};
+
 pub use fallback::{BoxError, RequestBody};
 pub use listen::{ListenAddress, Listener};
 pub use tls::{TlsConfig, TLS_RELOAD_POLL};
@@ -165,6 +167,11 @@ struct Shared<R> {
     http: Option<Arc<dyn HttpHandler>>,
     fallback: Option<fallback::Fallback>,
     drain: CancellationToken,
+    probe_state: ProbeState,
+    /// The probes (tied to `drain`), for a probe port.
+    probes: Probes<R>,
+    /// Whether serving marks the host started (`/startup`).
+    auto_start: bool,
     h2: h2::server::Builder,
     /// Streams being read or watched, over all connections.
     open_calls: Arc<AtomicUsize>,
@@ -273,6 +280,18 @@ impl<R> Engine<R> {
     pub fn open_calls(&self) -> usize {
         self.shared.open_calls.load(Ordering::Relaxed)
     }
+
+    /// The state this engine's probes read: mark the host started here (`/startup`).
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
+    /// engine.probe_state().mark_started();
+    /// ```
+    pub fn probe_state(&self) -> &ProbeState {
+        &self.shared.probe_state
+    }
 }
 
 impl<S: Storage, R> Engine<R>
@@ -301,7 +320,7 @@ where
     /// client.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
     /// let mut answer = [0u8; 12];
     /// client.read_exact(&mut answer).await.unwrap();
-    /// assert_eq!(&answer, b"HTTP/1.1 404"); // no plain-HTTP handler
+    /// assert_eq!(&answer, b"HTTP/1.1 404"); // not a probe path, and no plain-HTTP handler
     /// # });
     /// ```
     pub fn serve_connection<IO>(
@@ -332,6 +351,47 @@ where
                 Ok(h2) => conn::H2Conn::new(h2, shared).await,
                 Err(io) => http1::serve(io, shared.http.clone(), shared.drain.clone()).await,
             }
+        }
+    }
+
+    /// An engine for a probe port (as Dubbo's QoS uses 22222): the probes and JSON calls of
+    /// this engine, whose `/ready` says `503` as soon as *this* engine drains, and gRPC
+    /// health, without the fallback, in plaintext even when this engine serves TLS. Its own
+    /// drain is separate, so it keeps answering through this engine's drain: run it until
+    /// the process ends.
+    ///
+    /// ```no_run
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// # async fn run() -> std::io::Result<()> {
+    /// let engine = dubbo_health_tonic::Standalone::builder(&HEALTH).engine();
+    /// let probes = tokio::net::TcpListener::bind("127.0.0.1:22222").await?;
+    /// let probe_server = engine.probe_server();
+    /// tokio::spawn(async move {
+    ///     probe_server.serve(probes, std::future::pending(), std::time::Duration::ZERO).await
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn probe_server(&self) -> Engine<R> {
+        Engine {
+            shared: Arc::new(Shared {
+                registry: self.shared.registry.clone(),
+                max_request_size: self.shared.max_request_size,
+                http: Some(Arc::new(ProbeHandler {
+                    probes: self.shared.probes.clone(),
+                    next: None,
+                })),
+                fallback: None,
+                drain: CancellationToken::new(),
+                probe_state: self.shared.probe_state.clone(),
+                probes: self.shared.probes.clone(),
+                auto_start: false,
+                h2: h2_builder(),
+                open_calls: Arc::default(),
+                // The probe port speaks plaintext, as Dubbo's QoS port and a kubelet's
+                // default `httpGet` scheme do, whether or not the main port serves TLS.
+                tls: None,
+            }),
         }
     }
 
@@ -398,6 +458,9 @@ where
     where
         F: std::future::Future<Output = Duration>,
     {
+        if self.shared.auto_start {
+            self.shared.probe_state.mark_started();
+        }
         let mut conns = JoinSet::new();
         let mut signal = std::pin::pin!(signal);
         let drain = self.shared.drain.clone();
@@ -505,6 +568,20 @@ enum Bind {
     Address(io::Result<ListenAddress>),
 }
 
+impl Bind {
+    /// The listener, bound if need be, non-blocking.
+    fn bind(self) -> io::Result<listen::Bound> {
+        Ok(match self {
+            Bind::Listener(l) => {
+                l.set_nonblocking(true)?;
+                listen::Bound::Tcp(l)
+            }
+            Bind::Addrs(addrs) => ListenAddress::Tcp(addrs?).bind()?,
+            Bind::Address(address) => address?.bind()?,
+        })
+    }
+}
+
 /// Options of a [`Standalone`] server (and of an [`Engine`]), made by
 /// [`Standalone::builder`].
 ///
@@ -530,6 +607,10 @@ pub struct StandaloneBuilder<R> {
     fallback: Option<fallback::Fallback>,
     reflection: bool,
     tls: Option<TlsConfig>,
+    probes: bool,
+    probe_bind: Option<Bind>,
+    probe_bodies: ProbeBodies,
+    started: bool,
 }
 
 impl<R> fmt::Debug for StandaloneBuilder<R> {
@@ -540,6 +621,10 @@ impl<R> fmt::Debug for StandaloneBuilder<R> {
             .field("fallback", &self.fallback.is_some())
             .field("reflection", &self.reflection)
             .field("tls", &self.tls)
+            .field("probes", &self.probes)
+            .field("probe_addr", &self.probe_bind.is_some())
+            .field("probe_bodies", &self.probe_bodies)
+            .field("started", &self.started)
             .finish_non_exhaustive()
     }
 }
@@ -735,18 +820,123 @@ where
         let fallback = self
             .fallback
             .or_else(|| self.reflection.then(reflection_fallback).flatten());
+        let drain = CancellationToken::new();
+        let probe_state = ProbeState::new();
+        let probes = Probes::new(self.registry.clone())
+            .bodies(self.probe_bodies)
+            .with_state(probe_state.clone())
+            .with_drain(drain.clone());
+        let http: Option<Arc<dyn HttpHandler>> = if self.probes {
+            Some(Arc::new(ProbeHandler {
+                probes: probes.clone(),
+                next: self.http,
+            }))
+        } else {
+            self.http
+        };
         Engine {
             shared: Arc::new(Shared {
                 registry: self.registry,
                 max_request_size: self.max_request_size,
-                http: self.http,
+                http,
                 fallback,
-                drain: CancellationToken::new(),
+                drain,
+                probe_state,
+                probes: probes.clone(),
+                auto_start: self.started,
                 h2: h2_builder(),
                 open_calls: Arc::default(),
                 tls: self.tls,
             }),
         }
+    }
+
+    /// Whether the server's own port answers the HTTP probes (`/live`, `/ready`,
+    /// `/startup`, `/ready?service=NAME`) and the JSON `Check` / `List` (see
+    /// [`probe`](crate::probe)). On by default; paths they do not claim go to the
+    /// [`http_handler`](Self::http_handler). A [`probe_addr`](Self::probe_addr) serves
+    /// them whatever this says.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let builder = dubbo_health_tonic::Standalone::builder(&HEALTH).probes(false);
+    /// # drop(builder);
+    /// ```
+    #[must_use]
+    pub fn probes(mut self, on: bool) -> Self {
+        self.probes = on;
+        self
+    }
+
+    /// A second port for the probes and JSON calls (as Dubbo's QoS uses 22222). It keeps
+    /// answering while the server drains — `/ready` is then `503`, `/live` `200` — until
+    /// the server has stopped. (It is the same engine without the fallback: gRPC health
+    /// answers there too.)
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH)
+    ///     .probe_addr("127.0.0.1:0")
+    ///     .start()
+    ///     .unwrap();
+    /// assert!(server.probe_addr().is_some());
+    /// ```
+    #[must_use]
+    pub fn probe_addr<A: ToSocketAddrs>(mut self, addr: A) -> Self {
+        self.probe_bind = Some(Bind::Addrs(addr.to_socket_addrs().map(Iterator::collect)));
+        self
+    }
+
+    /// The probe port on a listener the caller bound already.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let builder = dubbo_health_tonic::Standalone::builder(&HEALTH).probe_listener(listener);
+    /// # drop(builder);
+    /// ```
+    #[must_use]
+    pub fn probe_listener(mut self, listener: StdTcpListener) -> Self {
+        self.probe_bind = Some(Bind::Listener(listener));
+        self
+    }
+
+    /// The probe bodies: Dubbo Java QoS's `true` / `false` (the default) or dubbo-go's
+    /// `ok`.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// use dubbo_health_tonic::probe::ProbeBodies;
+    /// let builder = dubbo_health_tonic::Standalone::builder(&HEALTH).probe_bodies(ProbeBodies::DubboGo);
+    /// # drop(builder);
+    /// ```
+    #[must_use]
+    pub fn probe_bodies(mut self, bodies: ProbeBodies) -> Self {
+        self.probe_bodies = bodies;
+        self
+    }
+
+    /// Whether [`start`](Self::start) (or [`Engine::serve`]) marks the host started
+    /// (`/startup` → `200`) once it listens. On by default; with `false`, call
+    /// [`Standalone::mark_started`] (or `engine.probe_state().mark_started()`) when the
+    /// host is ready to be probed for readiness.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH).started(false).start().unwrap();
+    /// assert!(!server.probe_state().is_started());
+    /// server.mark_started();
+    /// assert!(server.probe_state().is_started());
+    /// ```
+    #[must_use]
+    pub fn started(mut self, started: bool) -> Self {
+        self.started = started;
+        self
     }
 
     /// Binds the address and starts serving on a new thread with its own single-threaded
@@ -765,26 +955,30 @@ where
     /// ```
     pub fn start(mut self) -> io::Result<Standalone> {
         let bind = std::mem::replace(&mut self.bind, Bind::Addrs(Ok(Vec::new())));
-        let bound = match bind {
-            Bind::Listener(l) => {
-                l.set_nonblocking(true)?;
-                listen::Bound::Tcp(l)
-            }
-            Bind::Addrs(addrs) => ListenAddress::Tcp(addrs?).bind()?,
-            Bind::Address(address) => address?.bind()?,
-        };
+        let bound = bind.bind()?;
+        let probe_bound = self.probe_bind.take().map(Bind::bind).transpose()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let listener = {
+        let (listener, probe_listener) = {
             let _guard = runtime.enter();
-            bound.into_tokio()?
+            (
+                bound.into_tokio()?,
+                probe_bound.map(listen::Bound::into_tokio).transpose()?,
+            )
         };
         let local_addr = listener
             .tcp_addr()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
         let unix_path = listener.unix_path().map(Into::into);
+        let probe_addr = probe_listener.as_ref().and_then(Listener::tcp_addr);
+        let started = self.started;
         let engine = self.engine();
+        let probe_state = engine.shared.probe_state.clone();
+        if started {
+            probe_state.mark_started();
+        }
+        let probe_engine = probe_listener.map(|listener| (engine.probe_server(), listener));
         let open_calls = Arc::clone(&engine.shared.open_calls);
         let (stop_tx, stop_rx) = oneshot::channel::<Duration>();
         let (force_tx, force_rx) = oneshot::channel::<()>();
@@ -793,6 +987,13 @@ where
             .name("dubbo-health-server".into())
             .spawn(move || {
                 let result = runtime.block_on(async move {
+                    if let Some((probe_engine, listener)) = probe_engine {
+                        tokio::spawn(async move {
+                            probe_engine
+                                .serve_until(listener, std::future::pending())
+                                .await
+                        });
+                    }
                     let serve = engine.serve_until(listener, async {
                         match stop_rx.await {
                             Ok(grace) => grace,
@@ -814,6 +1015,8 @@ where
         Ok(Standalone {
             local_addr,
             unix_path,
+            probe_addr,
+            probe_state,
             open_calls,
             stop: Some(stop_tx),
             force: Some(force_tx),
@@ -849,6 +1052,8 @@ fn reflection_fallback() -> Option<fallback::Fallback> {
 pub struct Standalone {
     local_addr: SocketAddr,
     unix_path: Option<std::path::PathBuf>,
+    probe_addr: Option<SocketAddr>,
+    probe_state: ProbeState,
     open_calls: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<Duration>>,
     force: Option<oneshot::Sender<()>>,
@@ -878,6 +1083,10 @@ impl Standalone {
             fallback: None,
             reflection: true,
             tls: None,
+            probes: true,
+            probe_bind: None,
+            probe_bodies: ProbeBodies::default(),
+            started: true,
         }
     }
 
@@ -928,6 +1137,44 @@ impl Standalone {
     /// ```
     pub fn unix_path(&self) -> Option<&std::path::Path> {
         self.unix_path.as_deref()
+    }
+
+    /// The address of the probe port, if [`probe_addr`](StandaloneBuilder::probe_addr)
+    /// asked for one.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
+    /// assert_eq!(server.probe_addr(), None);
+    /// ```
+    pub fn probe_addr(&self) -> Option<SocketAddr> {
+        self.probe_addr
+    }
+
+    /// Marks the host started: `/startup` answers `200` from now on (for a server built
+    /// with [`started(false)`](StandaloneBuilder::started)).
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::builder(&HEALTH).started(false).start().unwrap();
+    /// server.mark_started();
+    /// ```
+    pub fn mark_started(&self) {
+        self.probe_state.mark_started();
+    }
+
+    /// The state the server's probes read (started, stopping); clones share it.
+    ///
+    /// ```
+    /// # use dubbo_health_core::FixedRegistry;
+    /// # static HEALTH: FixedRegistry<64> = FixedRegistry::new();
+    /// let server = dubbo_health_tonic::Standalone::start("127.0.0.1:0", &HEALTH).unwrap();
+    /// assert!(server.probe_state().is_started());
+    /// ```
+    pub fn probe_state(&self) -> &ProbeState {
+        &self.probe_state
     }
 
     /// The calls the server holds right now: open Watch streams, and calls whose request
