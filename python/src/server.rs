@@ -57,6 +57,8 @@ pub(crate) fn bodies_arg(name: &str) -> PyResult<ProbeBodies> {
 /// `started` is false (then call `Server.mark_started()`). `tls_cert` and `tls_key` (PEM
 /// files) serve TLS; `tls_client_ca` (PEM) adds mTLS. The files are reloaded when they change.
 /// `require` names the services `""` follows (`Registry.require` for each, before listening).
+// Each keyword argument of Python's `serve(...)` is a parameter here.
+#[allow(clippy::too_many_arguments)]
 #[pyfunction]
 #[pyo3(signature = (registry, address, *, probes = true, probe_addr = None, started = true, probe_bodies = "dubbo-java", tls_cert = None, tls_key = None, tls_client_ca = None, require = Vec::new()))]
 pub(crate) fn serve(
