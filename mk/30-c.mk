@@ -84,7 +84,7 @@ test-c-valgrind: c-lib-debug
 	done
 	set -e; for t in $(C_TESTS); do \
 		echo "::: $$t (valgrind)"; \
-		DH_TEST_SLOW=1 timeout 600 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+		DH_TEST_SLOW=1 DH_TEST_VALGRIND=1 timeout 600 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 			--show-leak-kinds=definite $(C_OUT)/plain/$$t; \
 	done
 

@@ -88,6 +88,18 @@ static void tls(dh_registry *reg) {
     CHECK_RC(dh_server_options_set_tls(opts, garbage, key, NULL), DH_INVALID_ARGUMENT);
     CHECK_RC(dh_server_options_set_tls(opts, cert, "\xff", NULL), DH_INVALID_UTF8);
 
+    /* Under valgrind (make test-c-valgrind) the handshakes are left to the ASan/UBSan run of
+     * make test-c: ring's assembly AES-GCM is opaque to memcheck, which then reports the
+     * encrypted records as uninitialised (false positives in ring, not in this library). */
+    if (getenv("DH_TEST_VALGRIND") != NULL) {
+        printf("test_server_options: TLS handshakes run under ASan/UBSan only (ring's assembly is opaque to valgrind)\n");
+        CHECK_OK(dh_server_options_set_tls(opts, cert, key, ca));
+        dh_server_options_free(opts);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        CHECK(run(cmd) == 0);
+        return;
+    }
+
     /* TLS: the probe verifies the server against the CA */
     CHECK_OK(dh_server_options_set_tls(opts, cert, key, NULL));
     CHECK_OK(dh_server_start_with(reg, "127.0.0.1:0", opts, &srv));

@@ -224,7 +224,8 @@ def test_aiohttp_host_serves_the_probes(registry: Registry) -> None:
 def test_serve_require_ties_ready_to_the_required_services(registry: Registry) -> None:
     """serve(require=[...]): "" and /ready follow the named services, registered or not."""
     with dubbo_health.serve(registry, "127.0.0.1:0", require=[GREETER, KEYED]) as server:
-        assert registry.is_required(GREETER) and registry.is_required(KEYED)
+        assert registry.is_required(GREETER)
+        assert registry.is_required(KEYED)
         assert registry.get("") == S.NOT_SERVING
         assert request(server.port, "GET", "/ready")[::2] == (503, b"false")
         registry.set(GREETER, S.SERVING)
