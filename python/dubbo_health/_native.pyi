@@ -118,18 +118,18 @@ def serve(
     probe_addr: str | None = None,
     started: bool = True,
     probe_bodies: Literal["dubbo-java", "dubbo-go"] = "dubbo-java",
-    require: Sequence[str] = (),
+    require: Sequence[str] = ...,
 ) -> Server: ...
 
 @final
 class Probes:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         registry: Registry,
         *,
         started: bool = False,
         bodies: Literal["dubbo-java", "dubbo-go"] = "dubbo-java",
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def started(self) -> bool: ...
     @property
@@ -142,7 +142,7 @@ class Probes:
         path: str,
         query: str | None = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-        body: bytes = b"",
+        body: bytes = ...,
     ) -> tuple[int, list[tuple[str, str]], bytes]: ...
 
 def handle_check(registry: Registry, request: bytes) -> bytes: ...
