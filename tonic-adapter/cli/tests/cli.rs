@@ -9,6 +9,8 @@ use std::{
     time::Duration,
 };
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_dubbo-health");
 const GREETER: &str = "org.apache.dubbogo.samples.api.Greeter";
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,33 +109,9 @@ impl Drop for Serve {
 }
 
 fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    thread::spawn(move || {
-        let out = std::io::read_to_string(stdout).unwrap_or_default();
-        let err = std::io::read_to_string(stderr).unwrap_or_default();
-        let status = child.wait().unwrap();
-        let _ = tx.send(Output {
-            status,
-            stdout: out.into_bytes(),
-            stderr: err.into_bytes(),
-        });
-    });
-    rx.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        panic!("dubbo-health {args:?} did not finish in time")
-    })
+    let mut command = Command::new(BIN);
+    command.args(args);
+    common::run_within(command, TIMEOUT)
 }
 
 fn code(output: &Output) -> i32 {

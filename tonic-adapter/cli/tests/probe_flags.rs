@@ -6,57 +6,21 @@ use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Output, Stdio},
-    sync::{mpsc, Arc, Mutex},
+    sync::{Arc, Mutex},
     thread,
     time::Duration,
 };
+
+mod common;
+use common::probe;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dubbo-health");
 const GREETER: &str = "org.apache.dubbogo.samples.api.Greeter";
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// grpc-health-probe from PATH or ~/go/bin (ci/install-20-tonic.sh installs it); missing is a
-/// failure, not a skip.
-fn probe() -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("grpc-health-probe"));
-    let in_go = std::env::var_os("HOME").map(|h| PathBuf::from(h).join("go/bin/grpc-health-probe"));
-    on_path.chain(in_go).find(|p| p.is_file()).expect(
-        "grpc-health-probe not found on PATH or in ~/go/bin (ci/install-20-tonic.sh installs it)",
-    )
-}
-
 /// Runs a command to completion within TIMEOUT.
-fn run(mut command: Command) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    thread::spawn(move || {
-        let err = thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-        let out = std::io::read_to_string(stdout).unwrap_or_default();
-        let err = err.join().unwrap_or_default();
-        let status = child.wait().unwrap();
-        let _ = tx.send(Output {
-            status,
-            stdout: out.into_bytes(),
-            stderr: err.into_bytes(),
-        });
-    });
-    rx.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        panic!("{command:?} did not finish in time")
-    })
+fn run(command: Command) -> Output {
+    common::run_within(command, TIMEOUT)
 }
 
 /// The probe's and our answer to the same flags.

@@ -16,41 +16,14 @@ use rcgen::{
     KeyPair,
 };
 
+mod common;
+use common::probe;
+
 const BIN: &str = env!("CARGO_BIN_EXE_dubbo-health");
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-fn probe() -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("grpc-health-probe"));
-    let in_go = std::env::var_os("HOME").map(|h| PathBuf::from(h).join("go/bin/grpc-health-probe"));
-    on_path.chain(in_go).find(|p| p.is_file()).expect(
-        "grpc-health-probe not found on PATH or in ~/go/bin (ci/install-20-tonic.sh installs it)",
-    )
-}
-
-fn run(mut command: Command) -> Output {
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("{command:?} did not finish in time")
-        }
-    }
+fn run(command: Command) -> Output {
+    common::run_within(command, TIMEOUT)
 }
 
 /// (exit code, stderr) of grpc-health-probe and of `dubbo-health check` with these flags.
