@@ -120,7 +120,28 @@ def plan(quick: bool) -> list[dict]:
                     "only": OURS,
                 }
             )
-    runs.append({"key": f"churn {churn}", "mode": "churn", "probes": churn, "lanes": 4})
+    # Probe churn, as a saturating run: a bare HTTP/2 prober on 16 lanes, so that the servers,
+    # not the client, set the pace (with a tonic Channel per probe the client spends about
+    # three times the server's CPU on its one core, and every server looks the same).
+    runs.append(
+        {
+            "key": f"churn {churn}",
+            "mode": "churn",
+            "probes": churn,
+            "lanes": 16,
+            "client": "h2",
+        }
+    )
+    # The same loop through a real client library, for reference: client-bound, no target.
+    runs.append(
+        {
+            "key": f"churn {churn} tonic client",
+            "mode": "churn",
+            "probes": churn,
+            "lanes": 4,
+            "client": "tonic",
+        }
+    )
     runs.append(
         {
             "key": f"mounted watch {mounted}",
@@ -186,7 +207,15 @@ def loadgen_cmd(
         if run["mode"] == "check":
             cmd += ["--service", CHECKED]
     elif run["mode"] == "churn":
-        cmd += ["-n", str(run["probes"]), "-c", str(run["lanes"]), "--service", CHECKED]
+        cmd += [
+            "-n",
+            str(run["probes"]),
+            "-c",
+            str(run["lanes"]),
+            "--client",
+            run["client"],
+        ]
+        cmd += ["--service", CHECKED]
     else:
         cmd += [
             "-w",
@@ -478,7 +507,10 @@ def write_markdown(
         "to the last (or first) watcher having the new status, CPU per watcher = server CPU during the "
         "flip ÷ W, *writes/flip* = the server's write-type system calls during one flip (`syscw` in `/proc/PID/io`), memory per watcher = RSS growth from the connected-but-idle baseline to all W watching ÷ W. "
         "The client is one tonic thread: where the server's CPU is below one core during `check 4×64`, the "
-        "client saturated first, and *CPU/op* is the figure to compare.\n"
+        "client saturated first, and *CPU/op* is the figure to compare. `churn N` = N probes, each a new TCP "
+        "connection, the HTTP/2 preface and SETTINGS, one Check read to its `grpc-status: 0`, and a close, by a "
+        "bare `h2` prober on 16 lanes (the kernel's connect and close dominate both sides; a client library "
+        "on top, as in the `tonic client` row, leaves the client's core the bottleneck for every server).\n"
     )
     out.append(
         "Ratios are dubbo-health ÷ the best anchor for that measure (lower is better, except "
@@ -504,9 +536,13 @@ def write_markdown(
             if run.get("servers"):
                 params += "; both services mounted in the same tonic host, one-worker multi-thread runtime"
         elif run["mode"] == "churn":
+            prober = {
+                "h2": "a bare HTTP/2 prober (preface, SETTINGS, one Check, close)",
+                "tonic": "a tonic Channel per probe: client-bound",
+            }[run["client"]]
             params = (
-                f"{run['probes']:,} × (connect, one Check, close) on {run['lanes']} lanes, after 500 to warm up; "
-                "RSS before and after"
+                f"{run['probes']:,} × (connect, one Check, close) on {run['lanes']} lanes, {prober}, "
+                "after 500 to warm up; RSS before and after"
             )
         else:
             params = f"{run['connections']} conn × {run['in_flight']} in flight, {run['duration']:.0f} s after {run['warmup']} s warm-up"

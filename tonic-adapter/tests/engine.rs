@@ -525,6 +525,110 @@ async fn an_engine_serves_any_async_io() {
         .unwrap();
 }
 
+/// Server-side I/O that counts the writes that reached it.
+struct CountedWrites {
+    io: tokio::io::DuplexStream,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for CountedWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountedWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(poll, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+// A prober sends its preface, SETTINGS and Check in one flight: the server's SETTINGS, its
+// ACK and the answer leave in one write (one segment, one wake-up of the prober), where
+// `h2` alone would make three.
+#[tokio::test(flavor = "current_thread")]
+async fn a_probe_s_check_is_answered_in_one_write() {
+    let registry = Arc::new(TestRegistry::new());
+    registry.set("svc", Serving).unwrap();
+    let engine: Engine<Arc<TestRegistry>> = Standalone::builder(Arc::clone(&registry)).engine();
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    let (mut client, conn) = h2::client::handshake(client_io).await.unwrap();
+    let (response, mut body) = client
+        .send_request(grpc_request("/grpc.health.v1.Health/Check"), false)
+        .unwrap();
+    body.send_data(name_request("svc"), true).unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    // The whole flight is in the pipe before the server reads anything.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let io = CountedWrites {
+        io: server_io,
+        writes: Arc::clone(&writes),
+    };
+    tokio::spawn(engine.serve_connection(io));
+    let (_, bytes, trailers) = tokio::time::timeout(TIMEOUT, read_response(response))
+        .await
+        .expect("no answer");
+    assert_eq!(bytes, b"\0\0\0\0\x02\x08\x01");
+    assert_eq!(trailers.unwrap()["grpc-status"], "0");
+    assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+// A client that waits for the server's SETTINGS before its first request (grpc-go does)
+// gets them at once: what the server holds back during a wake-up leaves at its end.
+#[tokio::test(flavor = "current_thread")]
+async fn a_client_waiting_for_the_server_settings_gets_them() {
+    let registry = Arc::new(TestRegistry::new());
+    let engine: Engine<Arc<TestRegistry>> = Standalone::builder(Arc::clone(&registry)).engine();
+    let (mut client_io, server_io) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(engine.serve_connection(server_io));
+    // The preface and an empty SETTINGS frame, and nothing more.
+    client_io
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut head = [0u8; 9];
+    tokio::time::timeout(TIMEOUT, client_io.read_exact(&mut head))
+        .await
+        .expect("the server held its SETTINGS back")
+        .unwrap();
+    // A SETTINGS frame (type 4) without the ACK flag, on stream 0.
+    assert_eq!(head[3], 4);
+    assert_eq!(head[4] & 1, 0);
+    assert_eq!(&head[5..], &[0, 0, 0, 0]);
+}
+
 // The Watch streams of one connection on one name share one registry waiter (a group);
 // each stream still keeps its own state: what it sent, its window, its end.
 

@@ -117,6 +117,18 @@ struct ChurnArgs {
     /// Seconds the whole run may take.
     #[arg(long, default_value_t = 120.0)]
     timeout: f64,
+    /// The prober: `h2`, a bare HTTP/2 client (the preface, SETTINGS, one Check, close: what
+    /// a probe puts on the wire and little else), or `tonic`, a tonic `Channel` per probe
+    /// (a client library's own cost per connection on top, several times the server's).
+    #[arg(long, value_enum, default_value_t = Prober::H2)]
+    client: Prober,
+}
+
+/// How `churn` connects.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Prober {
+    H2,
+    Tonic,
 }
 
 #[derive(Args, Debug)]
@@ -752,7 +764,61 @@ async fn run_fanout(a: &FanoutArgs, server: &mut Server) -> Result<Value> {
 // ---------------------------------------------------------------------------------------------
 // churn
 
-/// One prober's visit: a new connection, one Check, and the connection closed.
+/// One prober's visit on a bare HTTP/2 connection: connect, one Check (its answer read to
+/// the trailers, `grpc-status: 0` required), close.
+async fn probe_once_h2(addr: SocketAddr, body: &bytes::Bytes) -> Result<()> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let (mut send, conn) = h2::client::handshake(tcp).await?;
+    let call = async {
+        let request = http::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())?;
+        let (response, mut stream) = send.send_request(request, false)?;
+        stream.send_data(body.clone(), true)?;
+        let (head, mut body) = response.await?.into_parts();
+        // A trailers-only answer (an error) has its status in the head.
+        let early = head.headers.get("grpc-status").cloned();
+        let mut got = 0;
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk?;
+            got += chunk.len();
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        let status = match early {
+            Some(status) => Some(status),
+            None => body
+                .trailers()
+                .await?
+                .and_then(|t| t.get("grpc-status").cloned()),
+        };
+        if got == 0 || status.as_ref().map(|s| s.as_bytes()) != Some(b"0") {
+            return Err(format!("Check answered {status:?} with {got} bytes").into());
+        }
+        Ok::<_, BoxError>(())
+    };
+    tokio::select! {
+        result = call => result,
+        result = conn => Err(format!("connection ended first: {result:?}").into()),
+    }
+}
+
+/// The length-prefixed `HealthCheckRequest` for `service`.
+fn check_body(service: &str) -> bytes::Bytes {
+    use prost::Message;
+    let msg = HealthCheckRequest {
+        service: service.to_owned(),
+    }
+    .encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&msg);
+    frame.into()
+}
+
+/// One prober's visit on a tonic `Channel`: a new connection, one Check, and the connection
+/// closed.
 async fn probe_once(addr: SocketAddr, service: &str) -> Result<()> {
     let channel = Endpoint::from_shared(format!("http://{addr}"))?
         .tcp_nodelay(true)
@@ -769,20 +835,27 @@ async fn probe_once(addr: SocketAddr, service: &str) -> Result<()> {
 
 async fn churn_lanes(
     addr: SocketAddr,
-    service: &str,
+    a: &ChurnArgs,
     n: usize,
-    lanes: usize,
     deadline: Instant,
 ) -> (usize, usize) {
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..lanes.max(1) {
-        let (next, errors, service) = (Arc::clone(&next), Arc::clone(&errors), service.to_owned());
+    let body = check_body(&a.service);
+    for _ in 0..a.lanes.max(1) {
+        let (next, errors, service) = (Arc::clone(&next), Arc::clone(&errors), a.service.clone());
+        let (body, prober) = (body.clone(), a.client);
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n && Instant::now() < deadline {
-                if probe_once(addr, &service).await.is_err() {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                let result = match prober {
+                    Prober::H2 => probe_once_h2(addr, &body).await,
+                    Prober::Tonic => probe_once(addr, &service).await,
+                };
+                if let Err(e) = result {
+                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("churn: first failed probe: {e}");
+                    }
                 }
             }
         }));
@@ -798,14 +871,13 @@ async fn churn_lanes(
 
 async fn run_churn(a: &ChurnArgs, server: &mut Server) -> Result<Value> {
     let deadline = Instant::now() + Duration::from_secs_f64(a.timeout);
-    let (_, warm_errors) = churn_lanes(server.addr, &a.service, a.warmup, a.lanes, deadline).await;
+    let (_, warm_errors) = churn_lanes(server.addr, a, a.warmup, deadline).await;
     // Let closed connections go before the baseline.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = server.rss();
     let cpu0 = server.cpu_ns();
     let t0 = Instant::now();
-    let (done, errors) =
-        churn_lanes(server.addr, &a.service, a.connections, a.lanes, deadline).await;
+    let (done, errors) = churn_lanes(server.addr, a, a.connections, deadline).await;
     let elapsed = t0.elapsed();
     let cpu1 = server.cpu_ns();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -818,6 +890,7 @@ async fn run_churn(a: &ChurnArgs, server: &mut Server) -> Result<Value> {
         "mode": "churn",
         "connections": done,
         "lanes": a.lanes,
+        "client": format!("{:?}", a.client).to_lowercase(),
         "errors": errors + warm_errors,
         "elapsed_s": elapsed.as_secs_f64(),
         "conns_per_s": done as f64 / elapsed.as_secs_f64().max(1e-9),

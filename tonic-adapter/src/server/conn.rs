@@ -5,7 +5,9 @@
 //!    what the previous round queued),
 //! 2. polls exactly the streams and watch groups whose wakers fired (the [`ReadyQueue`]),
 //!    which queue their frames in `h2`,
-//! 3. goes back to 1, so everything the streams queued leaves in one flush.
+//! 3. goes back to 1 until nothing is queued. What `h2` writes meanwhile waits in memory
+//!    (the connection's [`Cork`]) and leaves in one write when the wake-up is done: a
+//!    probe's SETTINGS, SETTINGS ACK and answer are one segment, not three.
 //!
 //! Check and List are answered from the request bytes and leave the slab at once. The Watch
 //! streams of one connection that watch the same name share one [`Group`]: one core `Watch`
@@ -40,6 +42,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{
     answer,
+    cork::Cork,
     ready::{ReadyQueue, StreamWake},
     Shared, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT,
 };
@@ -138,6 +141,8 @@ enum Progress {
 /// The connection future: serves the connection until it closes.
 pub(super) struct H2Conn<R, IO> {
     h2: h2::server::Connection<IO, Bytes>,
+    /// Holds what `h2` writes during a wake-up, for one write at its end.
+    cork: Cork,
     shared: Arc<Shared<R>>,
     calls: slab::Slab<Call>,
     groups: Groups<R>,
@@ -163,13 +168,18 @@ where
     R: StableDeref<Target = Registry<S>> + Clone + Send + Sync + 'static,
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    pub(super) fn new(h2: h2::server::Connection<IO, Bytes>, shared: Arc<Shared<R>>) -> Self {
+    pub(super) fn new(
+        h2: h2::server::Connection<IO, Bytes>,
+        cork: Cork,
+        shared: Arc<Shared<R>>,
+    ) -> Self {
         let mut h2 = h2;
         let ping = h2.ping_pong();
         let now = Instant::now();
         let drain = Box::pin(shared.drain.clone().cancelled_owned());
         Self {
             h2,
+            cork,
             shared,
             calls: slab::Slab::new(),
             groups: Groups {
@@ -442,6 +452,19 @@ where
                 }
             }
         }
+    }
+
+    /// Polls the streams and groups on the ready queue; returns whether there were any.
+    fn poll_ready_keys(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut keys = std::mem::take(&mut self.keys);
+        self.queue.take(&mut keys);
+        let any = !keys.is_empty();
+        for &key in &keys {
+            self.poll_key(key, cx);
+        }
+        keys.clear();
+        self.keys = keys;
+        any
     }
 
     /// The server is stopping: GOAWAY, and every Watch gets its last NOT_SERVING and ends.
@@ -769,13 +792,16 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.queue.register(cx.waker());
+        // What `h2` writes in this wake-up waits in memory (see `cork`) ...
+        this.cork.hold();
         for _ in 0..ROUNDS_PER_WAKE {
             if !this.draining && this.drain.as_mut().poll(cx).is_ready() {
                 this.start_drain(cx);
             }
-            // Reads frames, flushes what the last round queued, hands over new streams.
+            // Reads frames, hands what the last round queued to `h2`, takes new streams.
             this.flush(cx);
             if let Some(result) = this.ended.take() {
+                // `h2` shut the I/O down, which wrote what was held.
                 return Poll::Ready(result);
             }
             this.poll_pong(cx);
@@ -783,19 +809,28 @@ where
                 // The peer did not answer a keepalive PING in time.
                 return Poll::Ready(Ok(()));
             }
-            let mut keys = std::mem::take(&mut this.keys);
-            this.queue.take(&mut keys);
-            if keys.is_empty() {
-                this.keys = keys;
-                return Poll::Pending;
+            if !this.poll_ready_keys(cx) {
+                // ... and leaves in one write when there is nothing more to do: the
+                // SETTINGS ACK, every answer and every status of the wake-up together.
+                this.cork.release();
+                this.flush(cx);
+                this.cork.hold();
+                if let Some(result) = this.ended.take() {
+                    return Poll::Ready(result);
+                }
+                // That read may have brought new streams.
+                if !this.poll_ready_keys(cx) {
+                    return Poll::Pending;
+                }
             }
-            for &key in &keys {
-                this.poll_key(key, cx);
-            }
-            keys.clear();
-            this.keys = keys;
         }
-        // Still busy: let other connections run, and come back.
+        // Still busy: write what is held, let other connections run, and come back.
+        this.cork.release();
+        this.flush(cx);
+        this.cork.hold();
+        if let Some(result) = this.ended.take() {
+            return Poll::Ready(result);
+        }
         cx.waker().wake_by_ref();
         Poll::Pending
     }

@@ -26,13 +26,18 @@ pub(super) struct Rewind<IO> {
     io: IO,
 }
 
+/// How much the first read takes: a prober's whole first flight (the preface, SETTINGS,
+/// WINDOW_UPDATE and its request, about 250 bytes from grpc-go or tonic), so that serving
+/// it takes one read, not one for the preface and one for the rest.
+const FIRST_READ: usize = 1024;
+
 /// Reads until the first bytes either are the HTTP/2 preface or cannot be; returns which,
 /// with the I/O rewound to the start.
 pub(super) async fn sniff<IO>(mut io: IO) -> io::Result<(bool, Rewind<IO>)>
 where
     IO: AsyncRead + Unpin,
 {
-    let mut buf = BytesMut::with_capacity(PREFACE.len());
+    let mut buf = BytesMut::with_capacity(FIRST_READ);
     while buf.len() < PREFACE.len() {
         if io.read_buf(&mut buf).await? == 0 {
             break;
@@ -62,6 +67,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
             self.prefix.advance(n);
+            if self.prefix.is_empty() {
+                // Frees the first read's buffer: a long-lived connection keeps nothing of it.
+                self.prefix = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.io).poll_read(cx, buf)

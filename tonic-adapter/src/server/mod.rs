@@ -10,8 +10,10 @@
 //! - An HTTP/2 connection is one task. Its streams live inside it: each stream has a waker
 //!   that queues it on the connection, and each wake-up polls only the queued streams, then
 //!   flushes once. A status flip seen by 10,000 watchers on one connection is one pass and a
-//!   few `writev` calls. The Watch streams of one connection on one name share one registry
-//!   waiter, so a flip wakes each connection once, not each stream. Check and Watch answers
+//!   few `writev` calls, and a probe (connect, Check, close) gets the server's SETTINGS,
+//!   the ACK of its own and the answer in one write. The Watch streams of one connection on
+//!   one name share one registry waiter, so a flip wakes each connection once, not each
+//!   stream. Check and Watch answers
 //!   are static frames; an open Watch holds the `h2` send handle, its waker, the status it
 //!   sent last and its place among its name's streams, nothing else.
 //! - gRPC calls to `grpc.health.v1.Health/{Check,Watch,List}` are served here; other gRPC
@@ -23,6 +25,7 @@
 
 mod answer;
 mod conn;
+mod cork;
 mod fallback;
 mod http1;
 mod listen;
@@ -337,18 +340,21 @@ where
                 if !is_h2 {
                     return Ok(Err(io));
                 }
+                // The cork is held from the start: the server SETTINGS leave with the
+                // first answers, in the connection's first write.
+                let (io, cork) = cork::Corked::new(io);
                 let h2 = shared
                     .h2
                     .handshake::<_, Bytes>(io)
                     .await
                     .map_err(|e| io::Error::other(e.to_string()))?;
-                Ok::<_, io::Error>(Ok(h2))
+                Ok::<_, io::Error>(Ok((h2, cork)))
             };
             let started = tokio::time::timeout(KEEPALIVE_TIMEOUT, start)
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no HTTP preface"))??;
             match started {
-                Ok(h2) => conn::H2Conn::new(h2, shared).await,
+                Ok((h2, cork)) => conn::H2Conn::new(h2, cork, shared).await,
                 Err(io) => http1::serve(io, shared.http.clone(), shared.drain.clone()).await,
             }
         }
