@@ -454,6 +454,15 @@ where
         }
     }
 
+    /// Writes what the cork held (and reads what arrived meanwhile), then holds again;
+    /// returns how the connection ended, if it did.
+    fn write_held(&mut self, cx: &mut Context<'_>) -> Option<io::Result<()>> {
+        self.cork.release();
+        self.flush(cx);
+        self.cork.hold();
+        self.ended.take()
+    }
+
     /// Polls the streams and groups on the ready queue; returns whether there were any.
     fn poll_ready_keys(&mut self, cx: &mut Context<'_>) -> bool {
         let mut keys = std::mem::take(&mut self.keys);
@@ -812,10 +821,7 @@ where
             if !this.poll_ready_keys(cx) {
                 // ... and leaves in one write when there is nothing more to do: the
                 // SETTINGS ACK, every answer and every status of the wake-up together.
-                this.cork.release();
-                this.flush(cx);
-                this.cork.hold();
-                if let Some(result) = this.ended.take() {
+                if let Some(result) = this.write_held(cx) {
                     return Poll::Ready(result);
                 }
                 // That read may have brought new streams.
@@ -825,10 +831,7 @@ where
             }
         }
         // Still busy: write what is held, let other connections run, and come back.
-        this.cork.release();
-        this.flush(cx);
-        this.cork.hold();
-        if let Some(result) = this.ended.take() {
+        if let Some(result) = this.write_held(cx) {
             return Poll::Ready(result);
         }
         cx.waker().wake_by_ref();
